@@ -1,0 +1,1 @@
+"""il_lab: imitation learning experiments from one Hydra command."""

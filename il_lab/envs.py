@@ -1,0 +1,103 @@
+"""Env construction: one ``EnvSpec`` says which gymnasium env a run uses and how to build it."""
+
+import difflib
+from dataclasses import dataclass
+from functools import cached_property
+
+import gymnasium as gym
+import numpy as np
+
+from il_lab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A registered gymnasium env id and an optional episode cap.
+
+    Stages build their own envs from it (single, SB3 vectorized, or with rendering), so every env a
+    run touches is the plain env with the same cap.
+    """
+
+    id: str
+    max_episode_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.id not in gym.registry:
+            close = difflib.get_close_matches(self.id, list(gym.registry), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"env.id={self.id!r} is not a registered gymnasium env id{hint}")
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise ConfigError(
+                f"env.max_episode_steps={self.max_episode_steps} is not allowed; "
+                "allowed: null (the env's own limit) or an integer >= 1"
+            )
+
+    @property
+    def make_kwargs(self) -> dict:
+        return (
+            {} if self.max_episode_steps is None else {"max_episode_steps": self.max_episode_steps}
+        )
+
+    def make(self, render_mode: str | None = None) -> gym.Env:
+        return gym.make(self.id, render_mode=render_mode, **self.make_kwargs)
+
+    @cached_property
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        env = self.make()
+        try:
+            return env.observation_space, env.action_space
+        finally:
+            env.close()
+
+    @property
+    def observation_space(self) -> gym.Space:
+        return self.spaces[0]
+
+    @property
+    def action_space(self) -> gym.Space:
+        return self.spaces[1]
+
+    @property
+    def obs_dim(self) -> int:
+        return int(np.prod(self.observation_space.shape))
+
+    def check_supported(self) -> None:
+        """Refuse spaces the learners cannot handle, naming what is allowed."""
+        obs, act = self.spaces
+        if not isinstance(obs, gym.spaces.Box):
+            raise ConfigError(
+                f"env.id={self.id!r} has observation space {obs}; allowed: Box observations"
+            )
+        if not isinstance(act, gym.spaces.Discrete | gym.spaces.Box):
+            raise ConfigError(
+                f"env.id={self.id!r} has action space {act}; allowed: Discrete or Box actions"
+            )
+
+
+def describe_space(space: gym.Space) -> dict:
+    """A JSON-able description of a space, used to check files and models against an env."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    if isinstance(space, gym.spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "low": np.asarray(space.low, dtype=float).ravel().tolist(),
+            "high": np.asarray(space.high, dtype=float).ravel().tolist(),
+        }
+    return {"type": type(space).__name__, "repr": str(space)}
+
+
+def descriptions_match(a: dict, b: dict) -> bool:
+    """Compare two ``describe_space`` results; Box bounds may differ in float precision."""
+    if a.get("type") == "Box" == b.get("type"):
+        return (
+            a["shape"] == b["shape"]
+            and np.allclose(a["low"], b["low"], equal_nan=True)
+            and np.allclose(a["high"], b["high"], equal_nan=True)
+        )
+    return a == b
+
+
+def spaces_match(a: gym.Space, b: gym.Space) -> bool:
+    return descriptions_match(describe_space(a), describe_space(b))

@@ -1,0 +1,102 @@
+"""Behaviour cloning (Pomerleau 1991; Bain & Sammut 1995): supervised learning of the expert's
+actions from its observations.
+
+Reads ``obs`` and ``acts`` of the demonstrations (stacked into windows of ``context_len``);
+its x-axis is gradient steps. MLP BC and Transformer BC are this class with another network.
+"""
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from il_lab.data import Trajectory, windows_and_actions
+from il_lab.envs import EnvSpec
+from il_lab.learners.supervised import FitResult, fit
+from il_lab.policies import StackedObsPolicy
+
+
+def build_policy(
+    network: Callable[..., nn.Module],
+    env: EnvSpec,
+    context_len: int,
+    demonstrations: Sequence[Trajectory],
+    device: torch.device,
+) -> StackedObsPolicy:
+    """A fresh policy whose observation normalization comes from the demonstrations."""
+    obs = np.concatenate([t.obs for t in demonstrations]).reshape(-1, env.obs_dim)
+    kwargs = {"obs_dim": env.obs_dim, "context_len": context_len}
+    return StackedObsPolicy(
+        network=network(**kwargs),
+        network_kwargs={**network.keywords, **kwargs} if hasattr(network, "keywords") else kwargs,
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        context_len=context_len,
+        obs_mean=obs.mean(0),
+        obs_std=obs.std(0) + 1e-6,
+    ).to(device)
+
+
+class BC:
+    def __init__(
+        self,
+        *,
+        network: Callable[..., nn.Module],
+        context_len: int,
+        learning_rate: float,
+        batch_size: int,
+        gradient_steps: int,
+        weight_decay: float = 0.0,
+        val_fraction: float = 0.1,
+        val_interval: int = 200,
+        patience: int = 5,
+        env: EnvSpec,
+        demonstrations: Sequence[Trajectory],
+        expert: object | None = None,
+        rng: np.random.Generator,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.hyperparameters = dict(
+            gradient_steps=gradient_steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            val_fraction=val_fraction,
+            val_interval=val_interval,
+            patience=patience,
+        )
+        self.context_len = context_len
+        self.demonstrations = list(demonstrations)
+        self.rng = rng
+        self._policy = build_policy(
+            network, env, context_len, self.demonstrations, torch.device(device)
+        )
+        self._gradient_steps = 0
+        self.result: FitResult | None = None
+
+    def learn(self, logger: SummaryWriter | None = None) -> None:
+        windows, actions = windows_and_actions(self.demonstrations, self.context_len)
+        if logger is not None:
+            logger.add_scalar("data/n_transitions", len(windows), 0)
+        self.result = fit(
+            self._policy, windows, actions, rng=self.rng, logger=logger, **self.hyperparameters
+        )
+        self._gradient_steps += self.result.gradient_steps
+
+    @property
+    def policy(self) -> StackedObsPolicy:
+        return self._policy
+
+    @property
+    def env_steps(self) -> int:
+        return 0
+
+    @property
+    def expert_queries(self) -> int:
+        return 0
+
+    @property
+    def gradient_steps(self) -> int:
+        return self._gradient_steps

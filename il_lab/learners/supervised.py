@@ -1,0 +1,125 @@
+"""The one supervised training loop every BC-style learner shares (BC, and BC inside others).
+
+The data set lives in memory as tensors on the training device; each step draws a shuffled
+minibatch by index, which is far cheaper than a per-sample DataLoader for data this small.
+A held-out split is scored every ``val_interval`` steps; training stops early after ``patience``
+validations without improvement, and the best weights are restored.
+"""
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from il_lab.policies import StackedObsPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    gradient_steps: int
+    train_loss: float
+    val_loss: float | None
+    stopped_early: bool
+
+
+def fit(
+    policy: StackedObsPolicy,
+    windows: np.ndarray,
+    actions: np.ndarray,
+    *,
+    gradient_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    val_fraction: float,
+    val_interval: int,
+    patience: int,
+    rng: np.random.Generator,
+    logger: SummaryWriter | None,
+    step_offset: int = 0,
+    desc: str = "BC",
+) -> FitResult:
+    """Train ``policy`` on ``windows (N, K, obs_dim)`` -> ``actions (N, ...)``.
+
+    Logs ``train/bc_loss``, ``train/accuracy`` (discrete actions) and ``val/bc_loss`` against the
+    global gradient step ``step_offset + step``.
+    """
+    device = policy.device
+    x = torch.as_tensor(windows, dtype=torch.float32, device=device)  # (N, K, obs_dim)
+    y = torch.as_tensor(actions, device=device)  # (N, *action_shape)
+    order = rng.permutation(len(x))
+    n_val = int(len(x) * val_fraction) if len(x) > 1 else 0
+    val_idx = torch.as_tensor(order[:n_val], device=device)
+    train_idx = torch.as_tensor(order[n_val:], device=device)
+    x_val, y_val = x[val_idx], y[val_idx]
+    x_train, y_train = x[train_idx], y[train_idx]
+    n_train = len(x_train)
+    batch_size = min(batch_size, n_train)
+    steps_per_epoch = max(1, n_train // batch_size)
+
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    generator = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**31)))
+    best_val, best_state, bad_validations = math.inf, None, 0
+    val_loss, stopped_early, loss_value = None, False, math.nan
+    policy.train()
+    step = 0
+    bar = tqdm(total=gradient_steps, desc=desc, leave=False, mininterval=1.0)
+    while step < gradient_steps:
+        if step % steps_per_epoch == 0:
+            permutation = torch.randperm(n_train, generator=generator).to(device)
+        start = (step % steps_per_epoch) * batch_size
+        batch = permutation[start : start + batch_size]
+        params = policy(x_train[batch])
+        loss = policy.head.loss(params, y_train[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        bar.update()
+
+        if step % val_interval == 0 or step == gradient_steps:
+            loss_value = loss.item()
+            global_step = step_offset + step
+            if logger is not None:
+                logger.add_scalar("train/bc_loss", loss_value, global_step)
+                accuracy = policy.head.accuracy(params, y_train[batch])
+                if accuracy is not None:
+                    logger.add_scalar("train/accuracy", accuracy.item(), global_step)
+            if n_val:
+                val_loss = _score(policy, x_val, y_val, batch_size)
+                if logger is not None:
+                    logger.add_scalar("val/bc_loss", val_loss, global_step)
+                bar.set_postfix(loss=f"{loss_value:.4f}", val=f"{val_loss:.4f}")
+                if val_loss < best_val - 1e-6:
+                    best_val, bad_validations = val_loss, 0
+                    best_state = copy.deepcopy(policy.state_dict())
+                else:
+                    bad_validations += 1
+                    if bad_validations >= patience:
+                        stopped_early = step < gradient_steps
+                        break
+    bar.close()
+    if best_state is not None:
+        policy.load_state_dict(best_state)
+    policy.eval()
+    if stopped_early:
+        log.info("%s stopped early after %d steps (best val loss %.4f)", desc, step, best_val)
+    return FitResult(step, loss_value, None if best_val == math.inf else best_val, stopped_early)
+
+
+@torch.no_grad()
+def _score(policy: StackedObsPolicy, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    policy.eval()
+    total = 0.0
+    for start in range(0, len(x), 4 * batch_size):
+        chunk = slice(start, start + 4 * batch_size)
+        total += policy.head.loss(policy(x[chunk]), y[chunk]).item() * len(x[chunk])
+    policy.train()
+    return total / len(x)

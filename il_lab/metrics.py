@@ -1,0 +1,92 @@
+"""TensorBoard writers, the documented tag names, and ``metrics.json``.
+
+Every tag a stage writes is listed here (and in README.md); a test checks a smoke run against it.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+# What Stable-Baselines3's PPO writes into tb/expert (our own PPO uses the same names).
+EXPERT_TAGS = frozenset(
+    {
+        "rollout/ep_rew_mean",
+        "rollout/ep_len_mean",
+        "time/fps",
+        "train/approx_kl",
+        "train/clip_fraction",
+        "train/clip_range",
+        "train/entropy_loss",
+        "train/explained_variance",
+        "train/learning_rate",
+        "train/loss",
+        "train/policy_gradient_loss",
+        "train/value_loss",
+    }
+)
+# Final evaluation, written by the pipeline into tb/learner with the hyperparameters.
+EVAL_TAGS = frozenset({"eval/return_mean", "eval/return_std", "eval/normalized_score"})
+# What each learner writes into tb/learner while training.
+LEARNER_TAGS = {
+    "bc": frozenset({"data/n_transitions", "train/bc_loss", "train/accuracy", "val/bc_loss"}),
+}
+
+METRICS_KEYS = (
+    "env",
+    "expert",
+    "learner",
+    "seed",
+    "expert/eval/return_mean",
+    "random/eval/return_mean",
+    "learner/eval/return_mean",
+    "learner/eval/return_std",
+    "learner/eval/returns",
+    "learner/eval/normalized_score",
+    "expert/cache_hit",
+    "demos/cache_hit",
+    "demos/n_episodes",
+    "demos/n_transitions",
+    "learner/env_steps",
+    "learner/expert_queries",
+    "learner/gradient_steps",
+    "timing/expert_s",
+    "timing/demos_s",
+    "timing/learner_s",
+    "timing/eval_s",
+    "timing/video_s",
+    "timing/total_s",
+)
+
+
+def stage_writer(run_dir: Path, stage: str) -> SummaryWriter:
+    return SummaryWriter(log_dir=str(run_dir / "tb" / stage))
+
+
+def write_hparams(writer: SummaryWriter, hyperparameters: dict, final_metrics: dict) -> None:
+    """HParams summary into the writer's own folder (``add_hparams`` would make a new one)."""
+    clean = {
+        k: v if isinstance(v, int | float | str | bool) else str(v)
+        for k, v in hyperparameters.items()
+    }
+    for summary in hparams(clean, final_metrics):
+        writer.file_writer.add_summary(summary)
+    for tag, value in final_metrics.items():
+        writer.add_scalar(tag, value, 0)
+
+
+def write_metrics_json(path: Path, metrics: dict) -> None:
+    """Atomically: the file's presence means the run finished."""
+    missing = set(METRICS_KEYS) - set(metrics)
+    extra = set(metrics) - set(METRICS_KEYS)
+    if missing or extra:
+        raise ValueError(
+            f"metrics.json keys differ from METRICS_KEYS: missing {missing}, extra {extra}"
+        )
+    tmp = path.with_name(path.name + ".tmp")
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+    tmp.write_text(json.dumps({k: clean[k] for k in METRICS_KEYS}, indent=2))
+    os.replace(tmp, path)

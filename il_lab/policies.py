@@ -1,0 +1,116 @@
+"""The policy every BC-style learner produces: a network over stacked, normalized observations.
+
+The history of the last ``context_len`` observations is the ``state`` of ``predict``: it is
+reset on ``episode_start`` by filling the window with the new episode's first observation, which
+is exactly how ``il_lab.data.stack_windows`` pads training windows.
+"""
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from il_lab.networks.heads import make_head
+
+
+class StackedObsPolicy(nn.Module):
+    def __init__(
+        self,
+        *,
+        network: nn.Module,
+        network_kwargs: dict,
+        observation_space: gym.spaces.Box,
+        action_space: gym.Space,
+        context_len: int,
+        obs_mean: np.ndarray,
+        obs_std: np.ndarray,
+    ) -> None:
+        super().__init__()
+        self.net = network
+        self.network_kwargs = dict(network_kwargs)
+        self.head = make_head(action_space, network.out_dim)
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.context_len = context_len
+        self.obs_dim = int(np.prod(observation_space.shape))
+        self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32).flatten())
+        self.register_buffer("obs_std", torch.as_tensor(obs_std, dtype=torch.float32).flatten())
+
+    @property
+    def device(self) -> torch.device:
+        return self.obs_mean.device
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        """Action-distribution parameters for raw windows ``(batch, context_len, obs_dim)``."""
+        return self.head(self.net((windows - self.obs_mean) / self.obs_std))
+
+    def initial_state(self, obs: np.ndarray) -> np.ndarray:
+        return np.repeat(obs[:, None, :], self.context_len, axis=1)  # (n_envs, K, obs_dim)
+
+    def advance(
+        self, state: np.ndarray | None, obs: np.ndarray, episode_start: np.ndarray | None
+    ) -> np.ndarray:
+        """The history after seeing ``obs`` (n_envs, obs_dim); new episodes restart it."""
+        if state is None or len(state) != len(obs):
+            return self.initial_state(obs)
+        state = np.concatenate([state[:, 1:], obs[:, None, :]], axis=1)
+        if episode_start is not None and np.any(episode_start):
+            starts = np.asarray(episode_start, dtype=bool)
+            state[starts] = self.initial_state(obs[starts])
+        return state
+
+    @torch.no_grad()
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.shape == self.observation_space.shape
+        obs = obs.reshape(1 if single else len(obs), self.obs_dim)
+        state = self.advance(state, obs, episode_start)
+        was_training = self.training
+        self.eval()
+        params = self(torch.as_tensor(state, device=self.device))
+        self.train(was_training)
+        actions = self.head.act(params, deterministic).cpu().numpy()
+        return (actions[0] if single else actions), state
+
+    def save(self, path: Path) -> None:
+        """Weights plus everything needed to rebuild and normalize, in one file."""
+        torch.save(
+            {
+                "format_version": 1,
+                "network_class": f"{type(self.net).__module__}.{type(self.net).__qualname__}",
+                "network_kwargs": self.network_kwargs,
+                "observation_space": self.observation_space,
+                "action_space": self.action_space,
+                "context_len": self.context_len,
+                "state_dict": self.state_dict(),
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: Path, device: str | torch.device = "cpu") -> "StackedObsPolicy":
+        saved = torch.load(path, map_location=device, weights_only=False)
+        module, _, name = saved["network_class"].rpartition(".")
+        network = getattr(importlib.import_module(module), name)(**saved["network_kwargs"])
+        dim = int(np.prod(saved["observation_space"].shape))
+        policy = cls(
+            network=network,
+            network_kwargs=saved["network_kwargs"],
+            observation_space=saved["observation_space"],
+            action_space=saved["action_space"],
+            context_len=saved["context_len"],
+            obs_mean=np.zeros(dim),
+            obs_std=np.ones(dim),
+        )
+        policy.load_state_dict(saved["state_dict"])
+        return policy.to(device)

@@ -1,0 +1,105 @@
+"""Range and type checks of a composed config, run before any work starts.
+
+Rules go by a value's own key name, wherever it sits (``learner.learning_rate``,
+``expert.learning_rate``, ``budget.demo_episodes``), so a new learner or expert is checked as
+soon as it uses the shared names. Hydra itself refuses unknown groups, options and keys.
+"""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from il_lab.errors import ConfigError
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _int_at_least(low: int) -> tuple[str, Callable[[Any], bool]]:
+    return f"an integer >= {low}", lambda v: _is_int(v) and v >= low
+
+
+_POSITIVE = ("a number > 0", lambda v: _is_number(v) and v > 0)
+_NON_NEGATIVE = ("a number >= 0", lambda v: _is_number(v) and v >= 0)
+_UNIT = ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1)
+_FRACTION = ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1)
+_SIZES = (
+    "a non-empty list of integers >= 1",
+    lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(x) and x >= 1 for x in v),
+)
+
+RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    **{
+        key: _int_at_least(1)
+        for key in (
+            "context_len",
+            "batch_size",
+            "n_envs",
+            "n_steps",
+            "n_epochs",
+            "gradient_steps",
+            "total_env_steps",
+            "val_interval",
+            "patience",
+            "d_model",
+            "n_heads",
+            "n_layers",
+            "dim_feedforward",
+            "expert_env_steps",
+            "demo_episodes",
+            "eval_episodes",
+            "learner_gradient_steps",
+            "fps",
+        )
+    },
+    "seed": _int_at_least(0),
+    "learner_env_steps": _int_at_least(0),
+    "first_seed": _int_at_least(0),
+    "demo_transitions": (
+        "null (whole episodes) or an integer >= 1",
+        lambda v: v is None or (_is_int(v) and v >= 1),
+    ),
+    "max_episode_steps": (
+        "null (the env's own limit) or an integer >= 1",
+        lambda v: v is None or (_is_int(v) and v >= 1),
+    ),
+    "learning_rate": _POSITIVE,
+    "clip_range": _POSITIVE,
+    "max_grad_norm": _POSITIVE,
+    "ent_coef": _NON_NEGATIVE,
+    "vf_coef": _NON_NEGATIVE,
+    "weight_decay": _NON_NEGATIVE,
+    "gamma": _UNIT,
+    "gae_lambda": _UNIT,
+    "dropout": _FRACTION,
+    "val_fraction": _FRACTION,
+    "hidden_sizes": _SIZES,
+    "net_arch": _SIZES,
+    "device": ("one of auto, cpu, cuda", lambda v: v in ("auto", "cpu", "cuda")),
+}
+
+
+def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                yield from _leaves(value, path)
+            else:
+                yield path, str(key), value
+
+
+def check_values(config: dict) -> None:
+    """Raise ``ConfigError`` for the first value that breaks its rule, naming key and rule.
+
+    Args:
+        config: the resolved config as plain containers, without the ``hydra`` node.
+    """
+    for path, key, value in _leaves(config):
+        rule = RULES.get(key)
+        if rule is not None and not rule[1](value):
+            raise ConfigError(f"{path}={value!r} is not allowed; allowed: {rule[0]}")
