@@ -3,6 +3,7 @@
 The trained ``PPO`` model is itself a ``Policy`` (SB3's ``predict``), so no adapter is needed.
 """
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -73,7 +74,9 @@ class SB3PPOExpert:
         model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=0, **self.ppo_kwargs)
         # SB3's own logger, pointed at the stage folder: no PPO_1/ sub-folders.
         model.set_logger(configure(str(tb_dir), ["tensorboard"]))
-        model.learn(total_timesteps=self.total_env_steps, progress_bar=True)
+        with warnings.catch_warnings():  # SB3's bar is tqdm.rich, which calls itself experimental
+            warnings.filterwarnings("ignore", message="rich is experimental")
+            model.learn(total_timesteps=self.total_env_steps, progress_bar=True)
         venv.close()
         return model
 

@@ -1,0 +1,102 @@
+"""End-to-end runs of the real pipeline with debug=smoke budgets."""
+
+import json
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+from conftest import run_pipeline
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from il_lab.data import load_trajectories
+from il_lab.envs import EnvSpec
+from il_lab.metrics import EVAL_TAGS, EXPERT_TAGS, LEARNER_TAGS, METRICS_KEYS
+from il_lab.policies import StackedObsPolicy
+
+
+def scalar_tags(folder) -> set[str]:
+    accumulator = EventAccumulator(str(folder))
+    accumulator.Reload()
+    return set(accumulator.Tags()["scalars"])
+
+
+def test_metrics_json_has_exactly_the_documented_keys(smoke_run):
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    assert list(metrics) == list(METRICS_KEYS)
+    assert metrics["env"] == "CartPole-v1"
+    assert (metrics["expert"], metrics["learner"]) == ("sb3_ppo", "transformer_bc")
+    assert len(metrics["learner/eval/returns"]) == 2
+    assert metrics["learner/eval/return_mean"] == pytest.approx(
+        np.mean(metrics["learner/eval/returns"])
+    )
+    assert metrics["expert/cache_hit"] is False and metrics["demos/cache_hit"] is False
+    assert metrics["demos/n_episodes"] == 2
+    assert metrics["learner/gradient_steps"] > 0
+    assert metrics["timing/total_s"] >= metrics["timing/learner_s"] > 0
+
+
+def test_tensorboard_has_the_documented_tags_in_one_folder_per_stage(smoke_run):
+    assert sorted(p.name for p in (smoke_run / "tb").iterdir()) == ["expert", "learner"]
+    # add_hparams would have made a sub-folder; the hparams summary sits in the stage's own.
+    assert all(p.is_file() for p in (smoke_run / "tb" / "learner").iterdir())
+    assert scalar_tags(smoke_run / "tb" / "expert") == EXPERT_TAGS
+    assert scalar_tags(smoke_run / "tb" / "learner") == LEARNER_TAGS["bc"] | EVAL_TAGS
+    accumulator = EventAccumulator(str(smoke_run / "tb" / "learner"))
+    accumulator.Reload()
+    assert "_hparams_/experiment" in accumulator.summary_metadata
+
+
+def test_video_decodes(smoke_run):
+    videos = list((smoke_run / "videos").glob("*.mp4"))
+    assert len(videos) == 1
+    reader = imageio.get_reader(videos[0])
+    frame = reader.get_data(0)
+    assert frame.shape == (400, 600, 3)  # no resize to a multiple of 16
+    assert reader.count_frames() > 5
+
+
+def test_saved_learner_reloads_and_acts_alike(smoke_run):
+    policy = StackedObsPolicy.load(smoke_run / "learner.pt")
+    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32) * 0.05
+    actions, state = policy.predict(obs)
+    assert actions.shape == (8,) and state.shape == (8, policy.context_len, 4)
+    assert policy.obs_std.min() > 0  # normalization statistics came with the weights
+
+
+def test_second_run_reuses_the_cache_and_same_seed_gives_same_numbers(tmp_path):
+    first = run_pipeline(tmp_path, ["learner=mlp_bc"], name="first")
+    second = run_pipeline(tmp_path, ["learner=mlp_bc"], name="second")
+    fresh = run_pipeline(tmp_path, ["learner=mlp_bc"], name="fresh", cache="other_cache")
+    assert second["expert/cache_hit"] and second["demos/cache_hit"]
+    assert not fresh["expert/cache_hit"]
+    for other in (second, fresh):
+        for key in METRICS_KEYS:
+            if not key.startswith("timing/") and not key.endswith("cache_hit"):
+                assert other[key] == first[key], key
+    other_seed = run_pipeline(tmp_path, ["learner=mlp_bc", "seed=1"], name="seed1")
+    assert not other_seed["expert/cache_hit"]
+
+
+def test_users_own_demonstrations_and_expert(tmp_path):
+    reference = tmp_path / "reference"
+    run_pipeline(tmp_path, ["learner=mlp_bc", "budget.demo_episodes=3"], name="reference")
+    cache = tmp_path / "cache"
+    demos_file = next((cache / "demos").glob("*.npz"))
+    expert_file = next((cache / "experts").glob("*.zip"))
+    assert len(load_trajectories(demos_file, EnvSpec("CartPole-v1"))) == 3
+    metrics = run_pipeline(
+        tmp_path,
+        ["learner=mlp_bc", f"demos.path={demos_file}", f"expert.path={expert_file}"],
+        name="own",
+        cache="unused_cache",
+    )
+    assert metrics["demos/n_episodes"] == 3
+    assert metrics["expert/cache_hit"] is False
+    assert not (tmp_path / "unused_cache" / "experts").exists()
+    base = json.loads((reference / "metrics.json").read_text())
+    assert metrics["expert/eval/return_mean"] == base["expert/eval/return_mean"]
+
+
+def test_demo_transitions_cap(tmp_path):
+    metrics = run_pipeline(tmp_path, ["learner=mlp_bc", "budget.demo_transitions=7"])
+    assert metrics["demos/n_transitions"] == 7
