@@ -22,7 +22,7 @@ from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate, normalized_score
 from il_lab.metrics import stage_writer, write_hparams, write_metrics_json
 from il_lab.rollout import rollout
-from il_lab.seeding import resolve_device, seed_everything
+from il_lab.seeding import resolve_device, seed_everything, set_threads
 from il_lab.validation import check_values
 from il_lab.video import record_episode
 
@@ -40,10 +40,10 @@ def run(cfg: DictConfig) -> float:
     env = EnvSpec(id=cfg.env.id, max_episode_steps=cfg.env.max_episode_steps)
     env.check_supported()
     device = resolve_device(cfg.device)
+    set_threads(cfg.torch_threads)
     expert_trainer = instantiate(cfg.expert, _convert_="all")
     make_learner = instantiate(cfg.learner, _partial_=True, _convert_="all")
-    if "network" in make_learner.keywords:  # build once to refuse impossible shapes now
-        make_learner.keywords["network"](obs_dim=env.obs_dim, context_len=cfg.learner.context_len)
+    _check_networks(cfg.learner, env)
     user_demos = load_trajectories(cfg.demos.path, env) if cfg.demos.path else None
     external_expert = expert_trainer.load(cfg.expert.path, env, device) if cfg.expert.path else None
 
@@ -199,6 +199,15 @@ def _hyperparameters(cfg: DictConfig, choices) -> dict:
 
     flatten(learner, "learner.")
     return flat
+
+
+def _check_networks(node: DictConfig, env: EnvSpec) -> None:
+    """Build every network the learner config names once, to refuse impossible shapes now."""
+    if "network" in node and "context_len" in node:
+        instantiate(node.network)(obs_dim=env.obs_dim, context_len=node.context_len)
+    for value in node.values():
+        if isinstance(value, DictConfig):
+            _check_networks(value, env)
 
 
 def _plain(node):

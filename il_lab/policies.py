@@ -48,6 +48,22 @@ class StackedObsPolicy(nn.Module):
         """Action-distribution parameters for raw windows ``(batch, context_len, obs_dim)``."""
         return self.head(self.net((windows - self.obs_mean) / self.obs_std))
 
+    @torch.no_grad()
+    def fit_normalization(self, obs: np.ndarray) -> None:
+        """Set the observation statistics from ``obs (N, obs_dim)`` (the data trained on)."""
+        obs = np.asarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
+        self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
+        self.obs_std.copy_(torch.as_tensor(obs.std(0) + 1e-6))
+
+    @torch.no_grad()
+    def act_on_windows(self, windows: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for raw windows ``(batch, context_len, obs_dim)``, with no history kept."""
+        was_training = self.training
+        self.eval()
+        params = self(torch.as_tensor(windows, dtype=torch.float32, device=self.device))
+        self.train(was_training)
+        return self.head.act(params, deterministic).cpu().numpy()
+
     def initial_state(self, obs: np.ndarray) -> np.ndarray:
         return np.repeat(obs[:, None, :], self.context_len, axis=1)  # (n_envs, K, obs_dim)
 
@@ -75,11 +91,7 @@ class StackedObsPolicy(nn.Module):
         single = obs.shape == self.observation_space.shape
         obs = obs.reshape(1 if single else len(obs), self.obs_dim)
         state = self.advance(state, obs, episode_start)
-        was_training = self.training
-        self.eval()
-        params = self(torch.as_tensor(state, device=self.device))
-        self.train(was_training)
-        actions = self.head.act(params, deterministic).cpu().numpy()
+        actions = self.act_on_windows(state, deterministic)
         return (actions[0] if single else actions), state
 
     def save(self, path: Path) -> None:

@@ -14,6 +14,10 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def set_threads(n_threads: int) -> None:
+    torch.set_num_threads(n_threads)
+
+
 def resolve_device(device: str) -> torch.device:
     """Map ``auto|cpu|cuda`` to a torch device; ``cuda`` without a GPU is a user error."""
     from il_lab.errors import ConfigError

@@ -54,6 +54,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
             "eval_episodes",
             "learner_gradient_steps",
             "fps",
+            "torch_threads",
         )
     },
     "seed": _int_at_least(0),

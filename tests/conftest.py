@@ -48,3 +48,11 @@ def smoke_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("smoke")
     run_pipeline(tmp, [], name="run")
     return tmp / "run"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """As the pipeline does by default: robust speed when another process shares the cores."""
+    import torch
+
+    torch.set_num_threads(1)

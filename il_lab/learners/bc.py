@@ -68,6 +68,8 @@ class BC:
             patience=patience,
         )
         self.context_len = context_len
+        self._network = network
+        self._env = env
         self.demonstrations = list(demonstrations)
         self.rng = rng
         self._policy = build_policy(
@@ -80,10 +82,38 @@ class BC:
         windows, actions = windows_and_actions(self.demonstrations, self.context_len)
         if logger is not None:
             logger.add_scalar("data/n_transitions", len(windows), 0)
+        self.train_on(windows, actions, logger)
+
+    def train_on(
+        self,
+        windows: np.ndarray,
+        actions: np.ndarray,
+        logger: SummaryWriter | None,
+        desc: str = "BC",
+    ) -> FitResult:
+        """Supervised training on any windows ``(N, context_len, obs_dim)`` and their actions.
+
+        Other learners (DAgger, BCO) call this with the data they gathered; the x-axis of the
+        logged losses continues across calls.
+        """
         self.result = fit(
-            self._policy, windows, actions, rng=self.rng, logger=logger, **self.hyperparameters
+            self._policy,
+            windows,
+            actions,
+            rng=self.rng,
+            logger=logger,
+            step_offset=self._gradient_steps,
+            desc=desc,
+            **self.hyperparameters,
         )
         self._gradient_steps += self.result.gradient_steps
+        return self.result
+
+    def reset_policy(self) -> None:
+        """Start again from fresh weights (same network, same normalization)."""
+        self._policy = build_policy(
+            self._network, self._env, self.context_len, self.demonstrations, self._policy.device
+        )
 
     @property
     def policy(self) -> StackedObsPolicy:

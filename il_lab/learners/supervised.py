@@ -22,6 +22,19 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class FitTags:
+    """TensorBoard tag names, so the same loop logs BC as ``bc`` and an inverse model as ``idm``."""
+
+    train_loss: str = "train/bc_loss"
+    train_accuracy: str | None = "train/accuracy"
+    val_loss: str | None = "val/bc_loss"
+    val_accuracy: str | None = None
+
+
+BC_TAGS = FitTags()
+
+
+@dataclass(frozen=True)
 class FitResult:
     gradient_steps: int
     train_loss: float
@@ -44,12 +57,13 @@ def fit(
     rng: np.random.Generator,
     logger: SummaryWriter | None,
     step_offset: int = 0,
+    tags: FitTags = BC_TAGS,
     desc: str = "BC",
 ) -> FitResult:
     """Train ``policy`` on ``windows (N, K, obs_dim)`` -> ``actions (N, ...)``.
 
-    Logs ``train/bc_loss``, ``train/accuracy`` (discrete actions) and ``val/bc_loss`` against the
-    global gradient step ``step_offset + step``.
+    Logs ``tags`` (by default ``train/bc_loss``, ``train/accuracy`` for discrete actions and
+    ``val/bc_loss``) against the global gradient step ``step_offset + step``.
     """
     device = policy.device
     x = torch.as_tensor(windows, dtype=torch.float32, device=device)  # (N, K, obs_dim)
@@ -88,14 +102,16 @@ def fit(
             loss_value = loss.item()
             global_step = step_offset + step
             if logger is not None:
-                logger.add_scalar("train/bc_loss", loss_value, global_step)
+                logger.add_scalar(tags.train_loss, loss_value, global_step)
                 accuracy = policy.head.accuracy(params, y_train[batch])
-                if accuracy is not None:
-                    logger.add_scalar("train/accuracy", accuracy.item(), global_step)
+                if accuracy is not None and tags.train_accuracy:
+                    logger.add_scalar(tags.train_accuracy, accuracy.item(), global_step)
             if n_val:
-                val_loss = _score(policy, x_val, y_val, batch_size)
-                if logger is not None:
-                    logger.add_scalar("val/bc_loss", val_loss, global_step)
+                val_loss, val_accuracy = _score(policy, x_val, y_val, batch_size)
+                if logger is not None and tags.val_loss:
+                    logger.add_scalar(tags.val_loss, val_loss, global_step)
+                if logger is not None and tags.val_accuracy and val_accuracy is not None:
+                    logger.add_scalar(tags.val_accuracy, val_accuracy, global_step)
                 bar.set_postfix(loss=f"{loss_value:.4f}", val=f"{val_loss:.4f}")
                 if val_loss < best_val - 1e-6:
                     best_val, bad_validations = val_loss, 0
@@ -115,11 +131,17 @@ def fit(
 
 
 @torch.no_grad()
-def _score(policy: StackedObsPolicy, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+def _score(
+    policy: StackedObsPolicy, x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> tuple[float, float | None]:
+    """Mean loss and (discrete actions) accuracy on held-out data."""
     policy.eval()
-    total = 0.0
+    loss, correct = 0.0, 0.0
     for start in range(0, len(x), 4 * batch_size):
         chunk = slice(start, start + 4 * batch_size)
-        total += policy.head.loss(policy(x[chunk]), y[chunk]).item() * len(x[chunk])
+        params = policy(x[chunk])
+        loss += policy.head.loss(params, y[chunk]).item() * len(x[chunk])
+        accuracy = policy.head.accuracy(params, y[chunk])
+        correct = None if accuracy is None else correct + accuracy.item() * len(x[chunk])
     policy.train()
-    return total / len(x)
+    return loss / len(x), None if correct is None else correct / len(x)

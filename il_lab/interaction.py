@@ -1,0 +1,95 @@
+"""Step one env for a given number of steps at a time, across calls: the online learners' loop.
+
+DAgger and BCO interact in rounds that need not end with an episode, so the env, its current
+episode and the episode's observations persist between calls. Episodes are reset with seeds
+drawn from the learner's generator.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from il_lab.data import stack_windows
+from il_lab.envs import EnvSpec
+from il_lab.interfaces import Policy
+
+# act(obs (obs_dim,), episode_start) -> action for that single observation
+ActFn = Callable[[np.ndarray, bool], np.ndarray]
+
+
+def acting(policy: Policy, deterministic: bool = True) -> ActFn:
+    """An ``ActFn`` for one env that keeps the policy's ``state`` (history) between steps."""
+    memory = {"state": None}
+
+    def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
+        actions, memory["state"] = policy.predict(
+            obs[None], memory["state"], np.array([episode_start]), deterministic
+        )
+        return actions[0]
+
+    return act
+
+
+@dataclass(frozen=True)
+class Steps:
+    """What ``EnvStepper.step`` saw, one row per env step.
+
+    Attributes:
+        obs: ``(n, obs_dim)`` the observation acted on.
+        windows: ``(n, context_len, obs_dim)`` its episode's history, padded as in training.
+        acts: ``(n, *action_shape)`` the action taken.
+        next_obs: ``(n, obs_dim)`` the observation that followed (the final one at an episode end).
+        episode_returns: returns of the episodes that ended during these steps.
+    """
+
+    obs: np.ndarray
+    windows: np.ndarray
+    acts: np.ndarray
+    next_obs: np.ndarray
+    episode_returns: list[float]
+
+
+class EnvStepper:
+    def __init__(self, env: EnvSpec, rng: np.random.Generator, context_len: int = 1) -> None:
+        self.env = env.make()
+        self.rng = rng
+        self.context_len = context_len
+        self.episode_obs: list[np.ndarray] = []
+        self.episode_return = 0.0
+        self.total_steps = 0
+
+    def _reset(self) -> None:
+        obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+        self.episode_obs = [np.asarray(obs, dtype=np.float32).ravel()]
+        self.episode_return = 0.0
+
+    def step(self, n_steps: int, act: ActFn) -> Steps:
+        rows: dict[str, list] = {"obs": [], "windows": [], "acts": [], "next_obs": []}
+        returns = []
+        for _ in range(n_steps):
+            if not self.episode_obs:
+                self._reset()
+            obs = self.episode_obs[-1]
+            recent = np.asarray(self.episode_obs[-self.context_len :])
+            window = stack_windows(recent, self.context_len)
+            action = act(obs, len(self.episode_obs) == 1)
+            next_obs, reward, terminated, truncated, _ = self.env.step(
+                action.item() if np.ndim(action) == 0 else action
+            )
+            next_obs = np.asarray(next_obs, dtype=np.float32).ravel()
+            rows["obs"].append(obs)
+            rows["windows"].append(window[-1])
+            rows["acts"].append(action)
+            rows["next_obs"].append(next_obs)
+            self.episode_return += float(reward)
+            self.total_steps += 1
+            if terminated or truncated:
+                returns.append(self.episode_return)
+                self.episode_obs = []
+            else:
+                self.episode_obs.append(next_obs)
+        return Steps(**{k: np.asarray(v) for k, v in rows.items()}, episode_returns=returns)
+
+    def close(self) -> None:
+        self.env.close()

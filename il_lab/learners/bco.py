@@ -1,0 +1,191 @@
+"""BCO(alpha), behavioural cloning from observation (Torabi, Warnell & Stone 2018).
+
+The demonstrations' actions are never read: the learner interacts with the env under a random
+exploration policy, fits an inverse-dynamics model p(a | s, s') on its own transitions, infers the
+actions behind each demonstrated (s, s') pair, and trains BC on them. With alpha > 0 it then
+iterates: roll out the current policy for alpha times the pre-demonstration steps, add those
+transitions to the inverse-dynamics data, refit, relabel, retrain BC.
+
+Reads ``obs`` of the demonstrations only (``acts`` solely for an optional diagnostic tag that
+never reaches training). Its x-axis is env steps for the rollout and data tags, gradient steps
+for the losses. The inverse-dynamics model is a ``StackedObsPolicy`` over the two-frame window
+``[s, s']``, so it shares BC's networks, heads and training loop.
+"""
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from il_lab.data import Trajectory
+from il_lab.envs import EnvSpec
+from il_lab.interaction import EnvStepper, acting
+from il_lab.learners.bc import BC
+from il_lab.learners.supervised import FitTags, fit
+from il_lab.policies import StackedObsPolicy
+
+log = logging.getLogger(__name__)
+
+IDM_TAGS = FitTags(
+    train_loss="train/idm_loss",
+    train_accuracy=None,
+    val_loss=None,
+    val_accuracy="train/idm_accuracy",  # on held-out interaction data
+)
+
+
+class BCO:
+    def __init__(
+        self,
+        *,
+        bc: Callable[..., BC],
+        idm_network: Callable[..., nn.Module],
+        idm_learning_rate: float,
+        idm_batch_size: int,
+        idm_gradient_steps: int,
+        idm_val_fraction: float,
+        total_env_steps: int,
+        alpha: float,
+        n_iterations: int,
+        env: EnvSpec,
+        demonstrations: list[Trajectory],
+        expert: object | None = None,
+        rng: np.random.Generator,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.make_bc = lambda demos: bc(env=env, demonstrations=demos, rng=rng, device=device)
+        self.idm_network = idm_network
+        self.idm_fit = dict(
+            learning_rate=idm_learning_rate,
+            batch_size=idm_batch_size,
+            gradient_steps=idm_gradient_steps,
+            weight_decay=0.0,
+            val_fraction=idm_val_fraction,
+            val_interval=max(1, idm_gradient_steps // 5),
+            patience=idm_gradient_steps,  # fixed budget: validation only measures accuracy
+        )
+        self.env = env
+        self.rng = rng
+        self.device = torch.device(device)
+        # State-only demonstrations: the actions are not kept for training.
+        self.demo_obs = [
+            np.asarray(t.obs, dtype=np.float32).reshape(len(t.obs), -1) for t in demonstrations
+        ]
+        self.demo_ends = [(t.terminated, t.truncated) for t in demonstrations]
+        self._diagnostic_acts = [t.acts for t in demonstrations]
+        self.pre_demo_env_steps = max(1, round(total_env_steps / (1 + alpha * n_iterations)))
+        self.post_demo_env_steps = round(alpha * self.pre_demo_env_steps)
+        self.n_iterations = n_iterations if self.post_demo_env_steps > 0 else 0
+        self.bc: BC | None = None
+        self.idm: StackedObsPolicy | None = None
+        self._idm_steps = 0
+        self._env_steps = 0
+        self.pairs = np.zeros((0, 2, env.obs_dim), dtype=np.float32)  # (N, [s, s'], obs_dim)
+        self.pair_actions: np.ndarray | None = None
+
+    def _add_interaction(self, windows: np.ndarray, actions: np.ndarray) -> None:
+        self.pairs = np.concatenate([self.pairs, windows])
+        self.pair_actions = (
+            actions if self.pair_actions is None else np.concatenate([self.pair_actions, actions])
+        )
+
+    def _fit_idm(self, logger: SummaryWriter | None) -> None:
+        if self.idm is None:
+            obs = self.pairs.reshape(-1, self.env.obs_dim)
+            kwargs = {"obs_dim": self.env.obs_dim, "context_len": 2}
+            self.idm = StackedObsPolicy(
+                network=self.idm_network(**kwargs),
+                network_kwargs={**getattr(self.idm_network, "keywords", {}), **kwargs},
+                observation_space=self.env.observation_space,
+                action_space=self.env.action_space,
+                context_len=2,
+                obs_mean=obs.mean(0),
+                obs_std=obs.std(0) + 1e-6,
+            ).to(self.device)
+        result = fit(
+            self.idm,
+            self.pairs,
+            self.pair_actions,
+            rng=self.rng,
+            logger=logger,
+            step_offset=self._idm_steps,
+            tags=IDM_TAGS,
+            desc="BCO inverse dynamics",
+            **self.idm_fit,
+        )
+        self._idm_steps += result.gradient_steps
+
+    def _infer_demonstrations(self, logger: SummaryWriter | None) -> list[Trajectory]:
+        inferred = []
+        agreement = []
+        for obs, (terminated, truncated), true_acts in zip(
+            self.demo_obs, self.demo_ends, self._diagnostic_acts, strict=True
+        ):
+            pairs = np.stack([obs[:-1], obs[1:]], axis=1)  # (T, 2, obs_dim)
+            acts = self.idm.act_on_windows(pairs)
+            inferred.append(
+                Trajectory(obs, acts, np.zeros(len(acts), np.float32), terminated, truncated)
+            )
+            if true_acts is not None and true_acts.shape == acts.shape:
+                agreement.append(np.mean(np.isclose(true_acts, acts)))
+        if logger is not None and agreement:
+            # Diagnosis only: how often the inferred action equals the file's own.
+            logger.add_scalar(
+                "data/inferred_action_agreement", float(np.mean(agreement)), self._env_steps
+            )
+        return inferred
+
+    def _train_bc(self, logger: SummaryWriter | None) -> None:
+        demos = self._infer_demonstrations(logger)
+        if self.bc is None:
+            self.bc = self.make_bc(demos)
+        self.bc.demonstrations = demos
+        self.bc.learn(logger)
+
+    def learn(self, logger: SummaryWriter | None = None) -> None:
+        stepper = EnvStepper(self.env, self.rng, context_len=1)
+        action_space = self.env.action_space
+        action_space.seed(int(self.rng.integers(2**31)))
+        try:
+            # pre-demonstration phase: random exploration
+            steps = stepper.step(self.pre_demo_env_steps, lambda obs, start: action_space.sample())
+            self._record(steps, logger)
+            self._fit_idm(logger)
+            self._train_bc(logger)
+            for _ in range(self.n_iterations):
+                policy_act = acting(self.bc.policy, deterministic=False)
+                steps = stepper.step(self.post_demo_env_steps, policy_act)
+                self._record(steps, logger)
+                self._fit_idm(logger)
+                self._train_bc(logger)
+        finally:
+            stepper.close()
+
+    def _record(self, steps, logger: SummaryWriter | None) -> None:
+        self._add_interaction(np.stack([steps.obs, steps.next_obs], axis=1), steps.acts)
+        self._env_steps += len(steps.obs)
+        if logger is not None:
+            logger.add_scalar("data/n_transitions", len(self.pairs), self._env_steps)
+            if steps.episode_returns:
+                logger.add_scalar(
+                    "rollout/ep_rew_mean", float(np.mean(steps.episode_returns)), self._env_steps
+                )
+
+    @property
+    def policy(self):
+        return self.bc.policy
+
+    @property
+    def env_steps(self) -> int:
+        return self._env_steps
+
+    @property
+    def expert_queries(self) -> int:
+        return 0
+
+    @property
+    def gradient_steps(self) -> int:
+        return self._idm_steps + (self.bc.gradient_steps if self.bc else 0)

@@ -1,0 +1,186 @@
+"""DAgger (Ross, Gordon & Bagnell 2011): the expert labels the states the learner itself visits.
+
+Round 0 is BC on the expert's demonstrations. Each later round rolls out a mixture of expert and
+learner (the expert acts with probability beta, per step or per episode) for ``round_env_steps``
+env steps, asks the expert for the action in every visited state, adds those pairs to the data
+set and retrains BC on all of it.
+
+Reads ``obs`` and ``acts`` of the demonstrations. Its x-axis is env steps for the rollout tags and
+gradient steps for the BC losses. The expert sees raw observations; the learner keeps its own
+observation history, so either BC network (MLP or Transformer) works.
+"""
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from il_lab.data import Trajectory, windows_and_actions
+from il_lab.envs import EnvSpec
+from il_lab.errors import ConfigError
+from il_lab.evaluation import evaluate
+from il_lab.interaction import EnvStepper, acting
+from il_lab.interfaces import Policy
+from il_lab.learners.bc import BC
+
+log = logging.getLogger(__name__)
+
+DIAGNOSTIC_SEED = 2_000_000
+BetaSchedule = Literal["constant", "linear", "exponential"]
+
+
+def beta_for_round(
+    round_index: int, schedule: BetaSchedule, beta0: float, rampdown_rounds: int, decay: float
+) -> float:
+    """The probability that the expert acts in round ``round_index`` (1, 2, ...).
+
+    constant: ``beta0``; linear: from ``beta0`` down to 0 over ``rampdown_rounds`` rounds;
+    exponential: ``beta0 * decay ** (round_index - 1)``.
+    """
+    k = round_index - 1
+    if schedule == "constant":
+        return beta0
+    if schedule == "linear":
+        return max(0.0, beta0 * (1 - k / rampdown_rounds))
+    if schedule == "exponential":
+        return beta0 * decay**k
+    raise ConfigError(
+        f"learner.beta_schedule={schedule!r} is not allowed; allowed: constant, linear, exponential"
+    )
+
+
+class DAgger:
+    def __init__(
+        self,
+        *,
+        bc: Callable[..., BC],
+        total_env_steps: int,
+        round_env_steps: int,
+        beta_schedule: BetaSchedule = "linear",
+        beta0: float = 1.0,
+        rampdown_rounds: int = 5,
+        beta_decay: float = 0.5,
+        mixture: Literal["per_step", "per_episode"] = "per_step",
+        warm_start: bool = True,
+        eval_episodes_per_round: int = 3,
+        env: EnvSpec,
+        demonstrations: list[Trajectory],
+        expert: Policy,
+        rng: np.random.Generator,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if mixture not in ("per_step", "per_episode"):
+            raise ConfigError(
+                f"learner.mixture={mixture!r} is not allowed; allowed: per_step, per_episode"
+            )
+        if not 0 <= beta0 <= 1:
+            raise ConfigError(f"learner.beta0={beta0} is not allowed; allowed: 0 <= beta0 <= 1")
+        beta_for_round(1, beta_schedule, beta0, rampdown_rounds, beta_decay)  # checks the name
+        self.bc = bc(env=env, demonstrations=demonstrations, expert=expert, rng=rng, device=device)
+        self.env = env
+        self.expert = expert
+        self.rng = rng
+        self.total_env_steps = total_env_steps
+        self.round_env_steps = round_env_steps
+        self.schedule = (beta_schedule, beta0, rampdown_rounds, beta_decay)
+        self.mixture = mixture
+        self.warm_start = warm_start
+        self.eval_episodes_per_round = eval_episodes_per_round
+        self.windows, self.actions = windows_and_actions(demonstrations, self.bc.context_len)
+        self._env_steps = 0
+        self._expert_queries = 0
+        self.expert_acted = 0  # steps on which the expert's action was executed
+        self.draws: list[bool] = []  # every expert-or-learner draw (per step or per episode)
+        self.round_sizes: list[int] = []
+
+    @property
+    def n_rounds(self) -> int:
+        return math.ceil(self.total_env_steps / self.round_env_steps)
+
+    def _mixture_actor(self, beta: float):
+        """act(obs, episode_start) for one env: expert with probability beta, else the learner.
+
+        Both are queried every step: the expert's answer is the label, and the learner must see
+        every observation to keep its history.
+        """
+        expert_act, learner_act = acting(self.expert), acting(self.bc.policy)
+        use_expert = [False]
+        labels: list[np.ndarray] = []
+
+        def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
+            expert_action = expert_act(obs, episode_start)
+            learner_action = learner_act(obs, episode_start)
+            if self.mixture == "per_step" or episode_start:
+                use_expert[0] = bool(self.rng.random() < beta)
+                self.draws.append(use_expert[0])
+            self.expert_acted += use_expert[0]
+            labels.append(expert_action)
+            return expert_action if use_expert[0] else learner_action
+
+        return act, labels
+
+    def learn(self, logger: SummaryWriter | None = None) -> None:
+        if logger is not None:
+            logger.add_scalar("data/n_transitions", len(self.windows), 0)
+        self.bc.train_on(self.windows, self.actions, logger, desc="DAgger round 0")
+        stepper = EnvStepper(self.env, self.rng, self.bc.context_len)
+        try:
+            for round_index in range(1, self.n_rounds + 1):
+                beta = beta_for_round(round_index, *self.schedule)
+                n_steps = min(self.round_env_steps, self.total_env_steps - self._env_steps)
+                act, labels = self._mixture_actor(beta)
+                steps = stepper.step(n_steps, act)
+                labels = np.asarray(labels)
+                self._env_steps += n_steps
+                self._expert_queries += len(labels)
+                self.windows = np.concatenate([self.windows, steps.windows])
+                self.actions = np.concatenate([self.actions, labels.astype(self.actions.dtype)])
+                self.round_sizes.append(len(labels))
+                if not self.warm_start:
+                    self.bc.reset_policy()
+                # Statistics of the few first demonstrations would make the states the learner
+                # drifts into look like huge outliers; normalize by everything gathered so far.
+                self.bc.policy.fit_normalization(self.windows[:, -1])
+                desc = f"DAgger round {round_index}"
+                self.bc.train_on(self.windows, self.actions, logger, desc=desc)
+                self._log_round(logger, beta)
+        finally:
+            stepper.close()
+
+    def _log_round(self, logger: SummaryWriter | None, beta: float) -> None:
+        if logger is None:
+            return
+        logger.add_scalar("train/beta", beta, self._env_steps)
+        logger.add_scalar("data/n_transitions", len(self.windows), self._env_steps)
+        if self.eval_episodes_per_round:
+            # Diagnostic episodes of the learner alone, on fixed seeds of their own: they add no
+            # data, are not counted as env steps, and leave the training randomness untouched.
+            seeds = list(range(DIAGNOSTIC_SEED, DIAGNOSTIC_SEED + self.eval_episodes_per_round))
+            ret = evaluate(self.bc.policy, self.env, seeds).mean
+            logger.add_scalar("rollout/ep_rew_mean", ret, self._env_steps)
+            log.info(
+                "DAgger round: %d env steps, beta %.2f, learner return %.1f",
+                self._env_steps,
+                beta,
+                ret,
+            )
+
+    @property
+    def policy(self):
+        return self.bc.policy
+
+    @property
+    def env_steps(self) -> int:
+        return self._env_steps
+
+    @property
+    def expert_queries(self) -> int:
+        return self._expert_queries
+
+    @property
+    def gradient_steps(self) -> int:
+        return self.bc.gradient_steps

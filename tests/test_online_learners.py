@@ -1,0 +1,211 @@
+"""DAgger and BCO: what they gather, what they read, and that they learn."""
+
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+from il_lab.data import Trajectory, cap_transitions
+from il_lab.evaluation import eval_seeds, evaluate
+from il_lab.interaction import EnvStepper
+from il_lab.learners.bc import BC
+from il_lab.learners.bco import BCO
+from il_lab.learners.dagger import DAgger, beta_for_round
+from il_lab.learners.supervised import fit
+from il_lab.networks import MLPNet
+from il_lab.policies import StackedObsPolicy
+from il_lab.rollout import rollout
+from test_learning import CARTPOLE, BalancingExpert
+
+MLP = partial(MLPNet, hidden_sizes=[64, 64])
+
+
+def make_bc(gradient_steps: int = 300, context_len: int = 1):
+    return partial(
+        BC,
+        network=MLP,
+        context_len=context_len,
+        learning_rate=1e-3,
+        batch_size=256,
+        gradient_steps=gradient_steps,
+        val_fraction=0.0,
+        val_interval=100,
+    )
+
+
+def expert_demos(seed: int, max_transitions: int | None = None) -> list[Trajectory]:
+    return cap_transitions(rollout(BalancingExpert(), CARTPOLE, [seed]), max_transitions)
+
+
+def make_dagger(**overrides) -> DAgger:
+    torch.manual_seed(0)
+    kwargs = dict(
+        bc=make_bc(),
+        total_env_steps=100,
+        round_env_steps=25,
+        eval_episodes_per_round=0,
+        env=CARTPOLE,
+        demonstrations=expert_demos(0, 25),
+        expert=BalancingExpert(),
+        rng=np.random.default_rng(0),
+    )
+    return DAgger(**{**kwargs, **overrides})
+
+
+def test_beta_schedules():
+    assert [beta_for_round(r, "constant", 0.7, 5, 0.5) for r in (1, 4)] == [0.7, 0.7]
+    assert [beta_for_round(r, "linear", 1.0, 4, 0.5) for r in (1, 2, 3, 5, 9)] == [
+        1.0,
+        0.75,
+        0.5,
+        0.0,
+        0.0,
+    ]
+    assert [beta_for_round(r, "exponential", 1.0, 4, 0.5) for r in (1, 2, 3)] == [1.0, 0.5, 0.25]
+
+
+def test_dagger_data_grows_by_exactly_what_the_expert_labelled():
+    dagger = make_dagger(bc=make_bc(gradient_steps=20))
+    n_demo = len(dagger.windows)
+    dagger.learn(None)
+    assert dagger.round_sizes == [25, 25, 25, 25]
+    assert dagger.expert_queries == dagger.env_steps == 100
+    assert len(dagger.windows) == n_demo + 100
+    # Every aggregated label is the expert's action in that state.
+    added = dagger.windows[n_demo:, -1]
+    expected, _ = BalancingExpert().predict(added)
+    np.testing.assert_array_equal(dagger.actions[n_demo:], expected)
+
+
+@pytest.mark.parametrize("mixture", ["per_step", "per_episode"])
+def test_mixture_uses_the_expert_at_the_rate_beta(mixture):
+    dagger = make_dagger(
+        bc=make_bc(gradient_steps=5),
+        total_env_steps=4000,
+        round_env_steps=4000,
+        beta_schedule="constant",
+        beta0=0.3,
+        mixture=mixture,
+    )
+    dagger.learn(None)
+    rate = np.mean(dagger.draws)
+    if mixture == "per_step":
+        assert len(dagger.draws) == dagger.env_steps
+        assert abs(dagger.expert_acted / dagger.env_steps - 0.3) < 0.05
+    else:  # one draw per episode, so fewer of them
+        assert 20 < len(dagger.draws) < dagger.env_steps / 5
+    assert abs(rate - 0.3) < 0.12, (rate, len(dagger.draws))
+
+
+def test_dagger_keeps_the_transformer_history():
+    from il_lab.networks import TransformerNet
+
+    network = partial(
+        TransformerNet, d_model=16, n_heads=2, n_layers=1, dim_feedforward=32, dropout=0.0
+    )
+    bc = partial(make_bc(gradient_steps=10, context_len=3), network=network)
+    dagger = make_dagger(bc=bc, total_env_steps=30, round_env_steps=30)
+    dagger.learn(None)
+    assert dagger.windows.shape[1:] == (3, 4)
+    # Windows gathered online are padded at episode starts exactly like stored ones.
+    first_online = dagger.windows[25]
+    np.testing.assert_array_equal(first_online[0], first_online[1])
+
+
+def test_dagger_learns_from_few_labels():
+    dagger = make_dagger(total_env_steps=150, bc=make_bc(gradient_steps=500))
+    dagger.learn(None)
+    plain = BC(
+        **make_bc(gradient_steps=500).keywords,
+        env=CARTPOLE,
+        demonstrations=expert_demos(0, 25),
+        rng=np.random.default_rng(0),
+    )
+    plain.learn(None)
+    seeds = eval_seeds(1000, 10)
+    dagger_return = evaluate(dagger.policy, CARTPOLE, seeds).mean
+    assert dagger_return > 300, dagger_return
+    assert dagger_return > evaluate(plain.policy, CARTPOLE, seeds).mean
+
+
+def make_bco(demonstrations, total_env_steps=3000) -> BCO:
+    torch.manual_seed(0)
+    return BCO(
+        bc=make_bc(),
+        idm_network=MLP,
+        idm_learning_rate=1e-3,
+        idm_batch_size=256,
+        idm_gradient_steps=500,
+        idm_val_fraction=0.1,
+        total_env_steps=total_env_steps,
+        alpha=0.5,
+        n_iterations=2,
+        env=CARTPOLE,
+        demonstrations=demonstrations,
+        rng=np.random.default_rng(0),
+    )
+
+
+def test_bco_never_reads_demonstration_actions():
+    demos = expert_demos(1)
+    noisy = [
+        Trajectory(
+            t.obs,
+            np.random.default_rng(9).integers(0, 2, len(t)),
+            t.rews * 0 - 5,
+            t.terminated,
+            t.truncated,
+        )
+        for t in demos
+    ]
+    results = []
+    for data in (demos, noisy):
+        bco = make_bco(data, total_env_steps=600)
+        bco.learn(None)
+        results.append(bco.policy.state_dict())
+    for key in results[0]:
+        torch.testing.assert_close(results[0][key], results[1][key], rtol=0, atol=0)
+
+
+def test_inverse_dynamics_learns_cartpole_dynamics():
+    rng = np.random.default_rng(0)
+    stepper = EnvStepper(CARTPOLE, rng)
+    space = CARTPOLE.action_space
+    space.seed(0)
+    steps = stepper.step(4000, lambda obs, start: space.sample())
+    pairs = np.stack([steps.obs, steps.next_obs], axis=1)
+    torch.manual_seed(0)
+    idm = StackedObsPolicy(
+        network=MLP(obs_dim=4, context_len=2),
+        network_kwargs={},
+        observation_space=CARTPOLE.observation_space,
+        action_space=space,
+        context_len=2,
+        obs_mean=steps.obs.mean(0),
+        obs_std=steps.obs.std(0),
+    )
+    fit(
+        idm,
+        pairs[:3000],
+        steps.acts[:3000],
+        gradient_steps=600,
+        batch_size=256,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        val_fraction=0.0,
+        val_interval=100,
+        patience=5,
+        rng=rng,
+        logger=None,
+    )
+    held_out = np.mean(idm.act_on_windows(pairs[3000:]) == steps.acts[3000:])
+    assert held_out > 0.95, held_out
+
+
+def test_bco_learns_from_one_state_only_episode():
+    bco = make_bco(expert_demos(1))
+    bco.learn(None)
+    assert bco.env_steps == 3000
+    assert bco.expert_queries == 0
+    assert evaluate(bco.policy, CARTPOLE, eval_seeds(1000, 10)).mean > 300
