@@ -1,0 +1,240 @@
+"""Our PPO (``expert=ppo``) against SB3 PPO (``expert=sb3_ppo``) on CartPole-v1, side by side.
+
+For each seed and each PPO, train with the shipped defaults of ``conf/expert/<name>.yaml`` and
+every ``--eval-interval`` env steps evaluate the deterministic policy on ``--eval-episodes``
+fixed seeds; report the env steps and training wall-clock (evaluation excluded) until the mean
+return first reaches ``--threshold``, the throughput (env steps/s, updates included) and the
+peak resident memory. Each run is a fresh child process (one at a time), so memory is per run.
+
+    python experiments/benchmark_ppo.py [--seeds 0 1 2 3 4] [--env-steps 100000]
+        [--eval-interval 5000] [--algos ppo sb3_ppo]
+"""
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import resource
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_ID = "CartPole-v1"
+FIRST_EVAL_SEED = 1_000_000  # the pipeline's eval.first_seed
+
+
+@dataclass(frozen=True)
+class Result:
+    algo: str
+    seed: int
+    steps_to_threshold: int | None
+    seconds_to_threshold: float | None
+    steps_run: int
+    train_seconds: float
+    best_return: float
+    peak_rss_mb: float
+
+    @property
+    def throughput(self) -> float:
+        return self.steps_run / self.train_seconds
+
+
+def hyperparameters(name: str, env_steps: int) -> dict:
+    """The shipped defaults of ``conf/expert/<name>.yaml``, with the budget filled in."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "conf" / "expert" / f"{name}.yaml")
+    cfg.total_env_steps = env_steps  # replaces ${budget.expert_env_steps}
+    values = OmegaConf.to_container(cfg, resolve=True)
+    values.pop("_target_")
+    values.pop("path")
+    return values
+
+
+def run_one(algo: str, seed: int, env_steps: int, interval: int, episodes: int, threshold: float):
+    """One training run in this (child) process; returns a ``Result``."""
+    import torch
+
+    torch.set_num_threads(1)
+    # Off the clock for both: torch's one-time lazy imports (the first optimizer pulls in
+    # torch._dynamo, about a second) are process start-up, not training.
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    from il_lab.envs import EnvSpec
+    from il_lab.evaluation import eval_seeds, evaluate
+
+    env = EnvSpec(ENV_ID)
+    seeds = eval_seeds(FIRST_EVAL_SEED, episodes)
+    hp = hyperparameters(algo, env_steps)
+    reached: tuple[int, float] | None = None
+    best = float("-inf")
+
+    if algo == "ppo":
+        from il_lab.experts.ppo import PPOHyperparameters, PPOTrainer
+
+        clock = time.perf_counter()
+        trainer = PPOTrainer(PPOHyperparameters(**hp), env=env, seed=seed, device="cpu")
+        train_seconds = time.perf_counter() - clock
+        while trainer.num_timesteps < env_steps:
+            clock = time.perf_counter()
+            trainer.learn(min(interval, env_steps - trainer.num_timesteps))
+            train_seconds += time.perf_counter() - clock
+            mean = evaluate(trainer.policy, env, seeds).mean
+            best = max(best, mean)
+            if mean >= threshold:
+                reached = (trainer.num_timesteps, train_seconds)
+                break
+        steps_run = trainer.num_timesteps
+        trainer.close()
+    else:
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.callbacks import BaseCallback
+        from stable_baselines3.common.env_util import make_vec_env
+
+        from il_lab.experts.sb3_ppo import SB3PPOExpert
+
+        class EvalEvery(BaseCallback):
+            """Evaluates right after an update (at a rollout's start), off the clock."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.next_eval = interval
+                self.paused = 0.0
+                self.done = False
+
+            def _on_rollout_start(self) -> None:
+                nonlocal best, reached
+                if self.num_timesteps < self.next_eval or self.done:
+                    return
+                pause = time.perf_counter()
+                self.next_eval = (self.num_timesteps // interval + 1) * interval
+                mean = evaluate(self.model, env, seeds).mean
+                best = max(best, mean)
+                if mean >= threshold:
+                    reached = (self.num_timesteps, pause - clock - self.paused)
+                    self.done = True
+                self.paused += time.perf_counter() - pause
+
+            def _on_step(self) -> bool:
+                return not self.done
+
+        clock = time.perf_counter()
+        expert = SB3PPOExpert(**hp)
+        venv = make_vec_env(ENV_ID, n_envs=expert.n_envs, seed=seed)
+        model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **expert.ppo_kwargs)
+        callback = EvalEvery()
+        model.learn(total_timesteps=env_steps, callback=callback)
+        train_seconds = time.perf_counter() - clock - callback.paused
+        if not callback.done:  # the final policy, evaluated like the others
+            mean = evaluate(model, env, seeds).mean
+            best = max(best, mean)
+            if mean >= threshold:
+                reached = (model.num_timesteps, train_seconds)
+        steps_run = model.num_timesteps
+        venv.close()
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return Result(
+        algo=algo,
+        seed=seed,
+        steps_to_threshold=reached[0] if reached else None,
+        seconds_to_threshold=reached[1] if reached else None,
+        steps_run=steps_run,
+        train_seconds=train_seconds,
+        best_return=best,
+        peak_rss_mb=peak,
+    )
+
+
+def _fmt(value: float | int | None, spec: str) -> str:
+    return "not reached" if value is None else format(value, spec)
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| expert | seed | env steps to threshold | wall-clock s to threshold | env steps run "
+        "| env steps/s | best eval return | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.algo} | {r.seed} | {_fmt(r.steps_to_threshold, 'd')} "
+            f"| {_fmt(r.seconds_to_threshold, '.2f')} | {r.steps_run} | {r.throughput:,.0f} "
+            f"| {r.best_return:.1f} | {r.peak_rss_mb:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def summary(results: list[Result], algos: list[str], threshold: float) -> str:
+    lines = []
+    medians: dict[str, float] = {}
+    for algo in algos:
+        runs = [r for r in results if r.algo == algo]
+        solved = [r for r in runs if r.seconds_to_threshold is not None]
+        # An unsolved run counts as infinitely slow, so the median stays honest.
+        seconds = [r.seconds_to_threshold or float("inf") for r in runs]
+        steps = [r.steps_to_threshold or float("inf") for r in runs]
+        medians[algo] = statistics.median(seconds)
+        lines.append(
+            f"- {algo}: reached {threshold:g} in {len(solved)}/{len(runs)} seeds; median "
+            f"{statistics.median(seconds):.2f} s and {statistics.median(steps):,.0f} env steps; "
+            f"median throughput {statistics.median(r.throughput for r in runs):,.0f} env steps/s; "
+            f"max peak RSS {max(r.peak_rss_mb for r in runs):.0f} MB"
+        )
+    if {"ppo", "sb3_ppo"} <= medians.keys() and medians["sb3_ppo"] > 0:
+        ratio = medians["ppo"] / medians["sb3_ppo"]
+        lines.append(
+            f"- median wall-clock to threshold, ppo / sb3_ppo: {ratio:.3f} "
+            f"({'meets' if ratio <= 0.25 else 'misses'} the <= 0.25 goal)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--env-steps", type=int, default=100_000, help="budget per run")
+    parser.add_argument("--eval-interval", type=int, default=5_000, help="env steps")
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--threshold", type=float, default=475.0)
+    parser.add_argument("--algos", nargs="+", default=["ppo", "sb3_ppo"])
+    args = parser.parse_args(argv)
+
+    jobs = [(algo, seed) for seed in args.seeds for algo in args.algos]
+    results: list[Result] = []
+    context = multiprocessing.get_context("spawn")
+    for algo, seed in jobs:  # one child at a time: a fresh process per run, for peak memory
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            result = pool.submit(
+                run_one,
+                algo,
+                seed,
+                args.env_steps,
+                args.eval_interval,
+                args.eval_episodes,
+                args.threshold,
+            ).result()
+        results.append(result)
+        print(
+            f"{algo} seed {seed}: {_fmt(result.steps_to_threshold, 'd')} steps, "
+            f"{_fmt(result.seconds_to_threshold, '.2f')} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    results.sort(key=lambda r: (args.algos.index(r.algo), r.seed))
+    print(
+        f"{ENV_ID}: env steps and training wall-clock (evaluation excluded) until the "
+        f"deterministic policy's mean return over {args.eval_episodes} episodes reaches "
+        f">= {args.threshold:g}; evaluated every {args.eval_interval} env steps; budget "
+        f"{args.env_steps} env steps; torch threads 1.\n"
+    )
+    print(table(results))
+    print()
+    print(summary(results, args.algos, args.threshold))
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    main()

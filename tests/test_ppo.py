@@ -1,0 +1,293 @@
+"""Our PPO (``expert=ppo``): GAE and episode ends, determinism, learning, files, TensorBoard.
+
+One torch thread, as conftest sets for every test; the learning figures were read that way.
+"""
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONF, compose_config, run_pipeline
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from il_lab.envs import EnvSpec
+from il_lab.errors import ConfigError
+from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
+from il_lab.experts.ppo import (
+    PPOExpert,
+    PPOHyperparameters,
+    PPOPolicy,
+    PPOTrainer,
+    compute_gae,
+)
+from il_lab.metrics import EXPERT_TAGS
+
+CARTPOLE = EnvSpec("CartPole-v1")
+PENDULUM = EnvSpec("Pendulum-v1")
+CPU = torch.device("cpu")
+
+
+def shipped(**overrides) -> PPOHyperparameters:
+    """The defaults of conf/expert/ppo.yaml with a 100k-step budget, then ``overrides``."""
+    cfg = OmegaConf.load(CONF / "expert" / "ppo.yaml")
+    cfg.total_env_steps = 100_000
+    values = OmegaConf.to_container(cfg, resolve=True)
+    del values["_target_"], values["path"]
+    return PPOHyperparameters(**{**values, **overrides})
+
+
+def tiny(**overrides) -> PPOHyperparameters:
+    """Seconds-long settings: rollouts of 4 envs x 32 steps."""
+    return shipped(**{"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2, **overrides})
+
+
+def ppo_expert() -> PPOExpert:
+    return instantiate(compose_config(["expert=ppo"]).expert, _convert_="all")
+
+
+def weights(trainer: PPOTrainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# config -------------------------------------------------------------------------------------
+
+
+def test_ppo_yaml_has_exactly_the_keys_of_sb3_ppo_yaml():
+    ours = OmegaConf.load(CONF / "expert" / "ppo.yaml")
+    theirs = OmegaConf.load(CONF / "expert" / "sb3_ppo.yaml")
+    assert set(ours) == set(theirs)
+    assert ours._target_ == "il_lab.experts.ppo.PPOExpert" != theirs._target_
+    assert OmegaConf.to_yaml(ours).count("${budget.expert_env_steps}") == 1
+    parameters = inspect.signature(PPOExpert).parameters
+    assert set(parameters) == set(ours) - {"_target_"}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
+
+
+def test_expert_ppo_composes_and_instantiates():
+    expert = ppo_expert()
+    assert isinstance(expert, PPOExpert)
+    assert expert.file_suffix == ".pt"
+    assert expert.total_env_steps == 100_000  # budget.expert_env_steps
+
+
+# GAE and episode ends ------------------------------------------------------------------------
+
+
+def test_gae_bootstraps_truncations_not_terminations_and_skips_reset_steps():
+    # Two envs, gamma = lambda = 0.5. Env 0: a truncation at t=1 (its final observation is
+    # row 2's, value 4), a termination at t=3 (row 4 holds a final observation of value 8 that
+    # must not be used), reset steps at t=2 and t=4. Env 1: no episode end.
+    rewards = torch.tensor([[1.0, 1], [1, 1], [0, 1], [1, 1], [0, 1], [1, 1]])
+    values = torch.tensor([[1.0, 0], [2, 0], [4, 0], [3, 0], [8, 0], [2, 0]])
+    next_value = torch.tensor([4.0, 0])
+    terminated = torch.zeros(6, 2, dtype=torch.bool)
+    truncated = torch.zeros(6, 2, dtype=torch.bool)
+    valid = torch.ones(6, 2, dtype=torch.bool)
+    truncated[1, 0] = terminated[3, 0] = True
+    valid[2, 0] = valid[4, 0] = False
+
+    advantages, returns = compute_gae(
+        rewards, values, next_value, terminated, truncated, valid, gamma=0.5, gae_lambda=0.5
+    )
+
+    # Env 0, by hand:
+    #   t=5: 1 + 0.5 * 4 - 2 = 1
+    #   t=3 (terminated, no bootstrap): 1 - 3 = -2
+    #   t=1 (truncated, bootstraps from the final observation's value 4): 1 + 0.5 * 4 - 2 = 1
+    #   t=0: delta 1 + 0.5 * 2 - 1 = 1, plus 0.25 * A_1 = 1.25
+    #   reset steps: 0
+    # Env 1: every delta is 1, so A_t = 1 + 0.25 * A_{t+1}, from A_5 = 1.
+    expected = torch.tensor(
+        [
+            [1.25, 1.3330078125],
+            [1.0, 1.33203125],
+            [0.0, 1.328125],
+            [-2.0, 1.3125],
+            [0.0, 1.25],
+            [1.0, 1.0],
+        ]
+    )
+    torch.testing.assert_close(advantages, expected, rtol=0, atol=1e-7)
+    torch.testing.assert_close(returns, expected + values, rtol=0, atol=1e-7)
+
+
+def test_next_step_reset_steps_are_masked():
+    """Gymnasium's vector envs reset on the step after an episode ends: no signal there."""
+    env = EnvSpec("CartPole-v1", max_episode_steps=5)
+    trainer = PPOTrainer(tiny(n_envs=3, n_steps=14), env=env, seed=0)
+    seen = []
+    evaluate = trainer.policy.evaluate
+
+    def recording_evaluate(obs, actions):
+        seen.append(len(obs))
+        return evaluate(obs, actions)
+
+    trainer.policy.evaluate = recording_evaluate
+    rollout = trainer.collect_rollout()
+    trainer.update(rollout)
+    trainer.close()
+
+    done = rollout.terminated | rollout.truncated
+    assert rollout.truncated.any()
+    assert rollout.valid[0].all()
+    assert torch.equal(rollout.valid[1:], ~done[:-1])  # exactly the steps after an episode end
+    assert (rollout.rewards[~rollout.valid] == 0).all()
+    assert (rollout.rewards[rollout.valid] == 1).all()
+    # A reset step acts on the final observation; the step after it sees a fresh reset.
+    for t, i in zip(*torch.nonzero(rollout.truncated[:-2], as_tuple=True), strict=True):
+        assert not rollout.valid[t + 1, i]
+        assert rollout.raw_obs[t + 1, i].abs().max() > 0.05  # moved away from the reset state
+        assert rollout.raw_obs[t + 2, i].abs().max() <= 0.05  # CartPole resets within +-0.05
+    # Every gradient epoch saw the valid steps only.
+    assert sum(seen) == trainer.hp.n_epochs * int(rollout.valid.sum())
+
+
+# determinism, chunks, reward replacement ----------------------------------------------------
+
+
+def test_same_seed_same_weights_and_chunks_equal_one_call():
+    runs = []
+    for seed, chunks in ((0, [512]), (0, [256, 256]), (1, [512])):
+        trainer = PPOTrainer(tiny(), env=CARTPOLE, seed=seed, device=CPU)
+        for n in chunks:
+            trainer.learn(n)
+        assert trainer.num_timesteps == 512
+        runs.append(weights(trainer))
+        trainer.close()
+    assert same_weights(runs[0], runs[1])
+    assert not same_weights(runs[0], runs[2])
+
+
+def test_reward_fn_replaces_the_training_reward_but_not_the_reported_one():
+    calls = []
+
+    def zero_reward(obs, acts, next_obs):
+        calls.append((obs.shape, acts.shape, acts.dtype, next_obs.shape))
+        assert set(acts.tolist()) <= {0, 1}
+        return torch.zeros(len(obs))
+
+    replaced = PPOTrainer(tiny(), env=CARTPOLE, seed=0, reward_fn=zero_reward)
+    replaced.learn(512)
+    true = PPOTrainer(tiny(), env=CARTPOLE, seed=0)
+    true.learn(512)
+
+    assert len(calls) == 512 // replaced.rollout_size
+    n = calls[0][0][0]
+    assert calls[0] == ((n, 4), (n,), torch.long, (n, 4))
+    assert 0 < n <= replaced.rollout_size
+    assert not same_weights(weights(replaced), weights(true))
+    assert np.mean(replaced.episode_returns) > 5  # still the env's own reward
+    replaced.close()
+    true.close()
+
+
+# learning ----------------------------------------------------------------------------------
+
+
+def test_discrete_ppo_learns_cartpole():
+    trainer = PPOTrainer(shipped(), env=CARTPOLE, seed=0)
+    trainer.learn(20_000)
+    trainer.close()
+    seeds = eval_seeds(1000, 10)
+    random = evaluate(RandomPolicy(CARTPOLE.action_space, 0), CARTPOLE, seeds).mean
+    learned = evaluate(trainer.policy, CARTPOLE, seeds).mean
+    assert random < 40
+    assert learned > 150, learned  # 500.0 when written; seeds 1-3 give 159-476 at this budget
+
+
+def test_box_ppo_runs_and_acts_within_bounds():
+    trainer = PPOTrainer(tiny(n_envs=4, n_steps=50), env=PENDULUM, seed=0)
+    trainer.learn(1000)
+    trainer.close()
+    policy = trainer.policy
+    assert policy.log_std is not None and trainer.n_updates > 0
+    assert all(torch.isfinite(p).all() for p in policy.parameters())
+    assert len(trainer.episode_returns) == 4  # Pendulum truncates at 200 steps
+    obs = np.random.default_rng(0).normal(scale=5, size=(64, 3)).astype(np.float32)
+    for deterministic in (True, False):
+        actions, state = policy.predict(obs, deterministic=deterministic)
+        assert actions.shape == (64, 1) and actions.dtype == np.float32 and state is None
+        assert (actions >= -2).all() and (actions <= 2).all()
+    huge = torch.tensor([[-50.0], [0.5], [50.0]])
+    np.testing.assert_array_equal(policy.env_actions(huge), [[-2.0], [0.5], [2.0]])
+    single, _ = policy.predict(obs[0])
+    assert single.shape == (1,)
+
+
+# files -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved_policy(tmp_path) -> tuple[PPOPolicy, Path]:
+    trainer = PPOTrainer(tiny(normalize_obs=True), env=CARTPOLE, seed=0)
+    trainer.learn(512)
+    trainer.close()
+    path = tmp_path / "expert.pt"
+    ppo_expert().save(trainer.policy, path)
+    return trainer.policy, path
+
+
+def test_save_load_round_trip_gives_identical_actions(saved_policy):
+    policy, path = saved_policy
+    loaded = ppo_expert().load(path, CARTPOLE, CPU)
+    assert loaded.normalize_obs and torch.equal(loaded.obs_var, policy.obs_var)
+    assert loaded.obs_count > 512  # the statistics travelled with the weights
+    obs = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32)
+    actions, _ = loaded.predict(obs)
+    np.testing.assert_array_equal(actions, policy.predict(obs)[0])
+    assert actions.dtype == np.int64 and actions.shape == (100,)
+    assert loaded.predict(obs[0])[0] == actions[0]
+
+
+def test_load_refuses_mismatched_env_and_bad_files(saved_policy, tmp_path):
+    _, path = saved_policy
+    expert = ppo_expert()
+    with pytest.raises(ConfigError, match="expert.path=.*observation space") as error:
+        expert.load(path, PENDULUM, CPU)
+    assert "\n" not in str(error.value)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a policy")
+    for bad in (junk, tmp_path / "missing.pt"):
+        with pytest.raises(ConfigError, match="expert.path=") as error:
+            expert.load(bad, CARTPOLE, CPU)
+        assert "\n" not in str(error.value)
+    torch.save({"something": "else"}, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="not a policy file saved by expert=ppo"):
+        expert.load(tmp_path / "other.pt", CARTPOLE, CPU, key="cached expert")
+
+
+# TensorBoard and the pipeline ---------------------------------------------------------------
+
+
+def test_train_writes_exactly_sb3s_tags(tmp_path):
+    cfg = compose_config(["expert=ppo", "debug=smoke", "expert.n_envs=8", "expert.n_steps=32"])
+    expert = instantiate(cfg.expert, _convert_="all")
+    policy = expert.train(CARTPOLE, seed=0, tb_dir=tmp_path / "tb", device=CPU)
+    assert isinstance(policy, PPOPolicy)
+    assert [p.name for p in (tmp_path / "tb").iterdir()][0].startswith("events.out.tfevents")
+    assert len(list((tmp_path / "tb").iterdir())) == 1  # no sub-folders
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == EXPERT_TAGS
+    steps = [e.step for e in events.Scalars("train/learning_rate")]
+    assert steps == [256 * (i + 1) for i in range(len(steps))]  # x-axis: env steps
+    assert steps[-1] >= cfg.budget.expert_env_steps
+
+
+def test_pipeline_trains_caches_and_reloads_expert_ppo(tmp_path):
+    overrides = ["expert=ppo", "video.enabled=false"]
+    first = run_pipeline(tmp_path, overrides, name="first")
+    assert first["expert"] == "ppo" and not first["expert/cache_hit"]
+    assert len(list((tmp_path / "cache" / "experts").glob("*.pt"))) == 1
+    assert (tmp_path / "first" / "tb" / "expert").is_dir()
+    again = run_pipeline(tmp_path, overrides, name="again")
+    assert again["expert/cache_hit"]
+    assert again["expert/eval/return_mean"] == first["expert/eval/return_mean"]
