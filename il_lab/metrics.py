@@ -30,9 +30,28 @@ EXPERT_TAGS = frozenset(
 )
 # Final evaluation, written by the pipeline into tb/learner with the hyperparameters.
 EVAL_TAGS = frozenset({"eval/return_mean", "eval/return_std", "eval/normalized_score"})
-# What each learner writes into tb/learner while training.
+# What each learner (by its config name) writes into tb/learner while training; tags that only
+# apply to discrete actions (accuracies) or need a finished episode (rollout/*) may be absent.
+_BC = frozenset({"data/n_transitions", "train/bc_loss", "train/accuracy", "val/bc_loss"})
 LEARNER_TAGS = {
-    "bc": frozenset({"data/n_transitions", "train/bc_loss", "train/accuracy", "val/bc_loss"}),
+    "mlp_bc": _BC,
+    "transformer_bc": _BC,
+    "dagger": frozenset(
+        {
+            "data/n_transitions",
+            "train/bc_loss",
+            "train/accuracy",
+            "train/beta",
+            "rollout/ep_rew_mean",
+        }
+    ),
+    "bco": _BC
+    | {
+        "train/idm_loss",
+        "train/idm_accuracy",
+        "data/inferred_action_agreement",
+        "rollout/ep_rew_mean",
+    },
 }
 
 METRICS_KEYS = (

@@ -5,6 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from test_learning import CARTPOLE, BalancingExpert
 
 from il_lab.data import Trajectory, cap_transitions
 from il_lab.evaluation import eval_seeds, evaluate
@@ -16,7 +17,6 @@ from il_lab.learners.supervised import fit
 from il_lab.networks import MLPNet
 from il_lab.policies import StackedObsPolicy
 from il_lab.rollout import rollout
-from test_learning import CARTPOLE, BalancingExpert
 
 MLP = partial(MLPNet, hidden_sizes=[64, 64])
 

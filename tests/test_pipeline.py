@@ -40,7 +40,7 @@ def test_tensorboard_has_the_documented_tags_in_one_folder_per_stage(smoke_run):
     # add_hparams would have made a sub-folder; the hparams summary sits in the stage's own.
     assert all(p.is_file() for p in (smoke_run / "tb" / "learner").iterdir())
     assert scalar_tags(smoke_run / "tb" / "expert") == EXPERT_TAGS
-    assert scalar_tags(smoke_run / "tb" / "learner") == LEARNER_TAGS["bc"] | EVAL_TAGS
+    assert scalar_tags(smoke_run / "tb" / "learner") == LEARNER_TAGS["transformer_bc"] | EVAL_TAGS
     accumulator = EventAccumulator(str(smoke_run / "tb" / "learner"))
     accumulator.Reload()
     assert "_hparams_/experiment" in accumulator.summary_metadata
@@ -100,3 +100,15 @@ def test_users_own_demonstrations_and_expert(tmp_path):
 def test_demo_transitions_cap(tmp_path):
     metrics = run_pipeline(tmp_path, ["learner=mlp_bc", "budget.demo_transitions=7"])
     assert metrics["demos/n_transitions"] == 7
+
+
+@pytest.mark.parametrize("learner", ["dagger", "bco"])
+def test_online_learner_smoke_run(tmp_path, learner):
+    metrics = run_pipeline(tmp_path, [f"learner={learner}"])
+    assert metrics["learner"] == learner
+    assert metrics["learner/env_steps"] == 500  # debug=smoke's budget.learner_env_steps
+    assert metrics["learner/expert_queries"] == (500 if learner == "dagger" else 0)
+    tags = scalar_tags(tmp_path / "run" / "tb" / "learner")
+    assert EVAL_TAGS <= tags and tags - EVAL_TAGS <= LEARNER_TAGS[learner]
+    core = {"dagger": {"train/beta", "train/bc_loss"}, "bco": {"train/idm_loss", "train/bc_loss"}}
+    assert core[learner] <= tags
