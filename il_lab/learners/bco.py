@@ -56,7 +56,6 @@ class BCO:
         rng: np.random.Generator,
         device: torch.device | str = "cpu",
     ) -> None:
-        self.make_bc = lambda demos: bc(env=env, demonstrations=demos, rng=rng, device=device)
         self.idm_network = idm_network
         self.idm_fit = dict(
             learning_rate=idm_learning_rate,
@@ -76,10 +75,23 @@ class BCO:
         ]
         self.demo_ends = [(t.terminated, t.truncated) for t in demonstrations]
         self._diagnostic_acts = [t.acts for t in demonstrations]
-        self.pre_demo_env_steps = max(1, round(total_env_steps / (1 + alpha * n_iterations)))
-        self.post_demo_env_steps = round(alpha * self.pre_demo_env_steps)
+        # Split the budget exactly: n_iterations rounds of alpha x the pre-demonstration steps.
+        self.post_demo_env_steps = int(alpha * total_env_steps / (1 + alpha * n_iterations))
         self.n_iterations = n_iterations if self.post_demo_env_steps > 0 else 0
-        self.bc: BC | None = None
+        self.pre_demo_env_steps = total_env_steps - self.n_iterations * self.post_demo_env_steps
+        # BC starts on the state-only demonstrations with placeholder actions (zeros), which it
+        # never trains on: every BC round first replaces them with the inferred ones.
+        placeholder = [
+            Trajectory(
+                obs,
+                np.zeros((len(obs) - 1, *env.action_space.shape), env.action_space.dtype),
+                np.zeros(len(obs) - 1, np.float32),
+                terminated,
+                truncated,
+            )
+            for obs, (terminated, truncated) in zip(self.demo_obs, self.demo_ends, strict=True)
+        ]
+        self.bc = bc(env=env, demonstrations=placeholder, rng=rng, device=device)
         self.idm: StackedObsPolicy | None = None
         self._idm_steps = 0
         self._env_steps = 0
@@ -139,10 +151,7 @@ class BCO:
         return inferred
 
     def _train_bc(self, logger: SummaryWriter | None) -> None:
-        demos = self._infer_demonstrations(logger)
-        if self.bc is None:
-            self.bc = self.make_bc(demos)
-        self.bc.demonstrations = demos
+        self.bc.demonstrations = self._infer_demonstrations(logger)
         self.bc.learn(logger)
 
     def learn(self, logger: SummaryWriter | None = None) -> None:
@@ -188,4 +197,4 @@ class BCO:
 
     @property
     def gradient_steps(self) -> int:
-        return self._idm_steps + (self.bc.gradient_steps if self.bc else 0)
+        return self._idm_steps + self.bc.gradient_steps
