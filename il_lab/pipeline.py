@@ -6,7 +6,7 @@ This is the only module that reads a ``DictConfig``: everything below it gets ty
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,15 +35,9 @@ def run(cfg: DictConfig) -> float:
     timings: dict[str, float] = {}
     choices = HydraConfig.get().runtime.choices
 
-    # Validate everything a user can get wrong before any work or cache write.
-    check_values({key: _plain(cfg[key]) for key in cfg if key != "hydra"})
-    env = EnvSpec(id=cfg.env.id, max_episode_steps=cfg.env.max_episode_steps)
-    env.check_supported()
+    env, expert_trainer, make_learner = check_config(cfg)
     device = resolve_device(cfg.device)
     set_threads(cfg.torch_threads)
-    expert_trainer = instantiate(cfg.expert, _convert_="all")
-    make_learner = instantiate(cfg.learner, _partial_=True, _convert_="all")
-    _check_networks(cfg.learner, env)
     user_demos = load_trajectories(cfg.demos.path, env) if cfg.demos.path else None
     external_expert = expert_trainer.load(cfg.expert.path, env, device) if cfg.expert.path else None
 
@@ -151,6 +145,24 @@ def run(cfg: DictConfig) -> float:
     )
     log.info("run folder: %s (%.1f s)", run_dir, timings["total"])
     return score
+
+
+def check_config(cfg: DictConfig) -> tuple[EnvSpec, object, Callable]:
+    """Everything a user can get wrong in the config, checked before any work or cache write.
+
+    Returns the env, the expert trainer and the learner factory the config describes.
+
+    Raises:
+        ConfigError: naming the key and what is allowed.
+    """
+    check_values({key: _plain(cfg[key]) for key in cfg if key != "hydra"})
+    env = EnvSpec(id=cfg.env.id, max_episode_steps=cfg.env.max_episode_steps)
+    env.check_supported()
+    resolve_device(cfg.device)
+    expert_trainer = instantiate(cfg.expert, _convert_="all")
+    make_learner = instantiate(cfg.learner, _partial_=True, _convert_="all")
+    _check_networks(cfg.learner, env)
+    return env, expert_trainer, make_learner
 
 
 def _expert_demonstrations(

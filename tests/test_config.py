@@ -121,3 +121,14 @@ def test_bad_demonstrations_file_stops_before_any_work(tmp_path):
     assert "demos.path=" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("preset", options("experiment"))
+def test_every_experiment_preset_composes(preset):
+    from il_lab.pipeline import check_config
+
+    first_line = (CONF / "experiment" / f"{preset}.yaml").read_text().splitlines()[1]
+    assert first_line.startswith("# python run.py") and f"+experiment={preset}" in first_line
+    cfg = compose_config([f"+experiment={preset}"])
+    env, expert_trainer, make_learner = check_config(cfg)
+    assert env.id == cfg.env.id and callable(make_learner)
