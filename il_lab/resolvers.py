@@ -5,8 +5,11 @@ from omegaconf import OmegaConf
 
 
 def _suffix(text: str) -> str:
-    """``_<text>`` or nothing, so a run without overrides gets no dangling separator."""
-    return f"_{text}" if text else ""
+    """``_<text>`` or nothing, so a run without overrides gets no dangling separator.
+
+    A ``/`` (as in ``learner/bc=mlp``) would nest folders; it becomes ``.``.
+    """
+    return f"_{text.replace('/', '.')}" if text else ""
 
 
 OmegaConf.register_new_resolver("il_lab.suffix", _suffix, replace=True)

@@ -132,3 +132,10 @@ def test_every_experiment_preset_composes(preset):
     cfg = compose_config([f"+experiment={preset}"])
     env, expert_trainer, make_learner = check_config(cfg)
     assert env.id == cfg.env.id and callable(make_learner)
+
+
+def test_run_folder_names_are_flat():
+    from il_lab.resolvers import _suffix
+
+    assert _suffix("") == ""
+    assert _suffix("learner/bc=mlp,seed=1") == "_learner.bc=mlp,seed=1"
