@@ -14,7 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from il_lab.errors import ConfigError
 from il_lab.networks.heads import make_head
+
+OBS_NORMS = ("per_dim", "shared", "none")
 
 
 class StackedObsPolicy(nn.Module):
@@ -26,8 +29,7 @@ class StackedObsPolicy(nn.Module):
         observation_space: gym.spaces.Box,
         action_space: gym.Space,
         context_len: int,
-        obs_mean: np.ndarray,
-        obs_std: np.ndarray,
+        obs_norm: str = "per_dim",
     ) -> None:
         super().__init__()
         self.net = network
@@ -37,8 +39,14 @@ class StackedObsPolicy(nn.Module):
         self.action_space = action_space
         self.context_len = context_len
         self.obs_dim = int(np.prod(observation_space.shape))
-        self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32).flatten())
-        self.register_buffer("obs_std", torch.as_tensor(obs_std, dtype=torch.float32).flatten())
+        if obs_norm not in OBS_NORMS:
+            raise ConfigError(
+                f"learner.obs_norm={obs_norm!r} is not allowed; allowed: {', '.join(OBS_NORMS)}"
+            )
+        self.obs_norm = obs_norm
+        # Identity until fit_normalization sees the data trained on.
+        self.register_buffer("obs_mean", torch.zeros(self.obs_dim))
+        self.register_buffer("obs_std", torch.ones(self.obs_dim))
 
     @property
     def device(self) -> torch.device:
@@ -50,10 +58,21 @@ class StackedObsPolicy(nn.Module):
 
     @torch.no_grad()
     def fit_normalization(self, obs: np.ndarray) -> None:
-        """Set the observation statistics from ``obs (N, obs_dim)`` (the data trained on)."""
+        """Set the observation statistics from ``obs (N, obs_dim)``, the data trained on.
+
+        ``per_dim`` centres and scales each dimension. ``shared`` centres each dimension but
+        divides all by one scale (the root mean square of the per-dimension stds): when the
+        demonstrations are narrow (one episode), a dimension the expert barely moved would
+        otherwise blow up every state the learner drifts into. ``none`` leaves inputs raw.
+        """
         obs = np.asarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
+        if self.obs_norm == "none":
+            return
+        std = obs.std(0)
+        if self.obs_norm == "shared":
+            std = np.full_like(std, np.sqrt(np.mean(std**2)))
         self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
-        self.obs_std.copy_(torch.as_tensor(obs.std(0) + 1e-6))
+        self.obs_std.copy_(torch.as_tensor(std + 1e-6))
 
     @torch.no_grad()
     def act_on_windows(self, windows: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -104,6 +123,7 @@ class StackedObsPolicy(nn.Module):
                 "observation_space": self.observation_space,
                 "action_space": self.action_space,
                 "context_len": self.context_len,
+                "obs_norm": self.obs_norm,
                 "state_dict": self.state_dict(),
             },
             path,
@@ -114,15 +134,13 @@ class StackedObsPolicy(nn.Module):
         saved = torch.load(path, map_location=device, weights_only=False)
         module, _, name = saved["network_class"].rpartition(".")
         network = getattr(importlib.import_module(module), name)(**saved["network_kwargs"])
-        dim = int(np.prod(saved["observation_space"].shape))
         policy = cls(
             network=network,
             network_kwargs=saved["network_kwargs"],
             observation_space=saved["observation_space"],
             action_space=saved["action_space"],
             context_len=saved["context_len"],
-            obs_mean=np.zeros(dim),
-            obs_std=np.ones(dim),
+            obs_norm=saved.get("obs_norm", "per_dim"),
         )
         policy.load_state_dict(saved["state_dict"])
         return policy.to(device)

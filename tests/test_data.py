@@ -115,8 +115,6 @@ def test_training_windows_equal_the_history_the_policy_keeps(trajectories):
         observation_space=CARTPOLE.observation_space,
         action_space=gym.spaces.Discrete(2),
         context_len=context_len,
-        obs_mean=np.zeros(4),
-        obs_std=np.ones(4),
     )
     windows, _ = windows_and_actions(trajectories, context_len)
     replayed, state = [], None
@@ -126,3 +124,20 @@ def test_training_windows_equal_the_history_the_policy_keeps(trajectories):
             _, state = policy.predict(traj.obs[t][None], state=state, episode_start=start)
             replayed.append(state[0].copy())
     np.testing.assert_array_equal(np.stack(replayed), windows)
+
+
+def test_shared_normalization_uses_one_scale():
+    obs = np.random.default_rng(0).normal(size=(1000, 4)) * np.array([1.0, 0.01, 1.0, 1.0])
+    for mode, equal in (("shared", True), ("per_dim", False)):
+        policy = StackedObsPolicy(
+            network=MLPNet(obs_dim=4, context_len=1, hidden_sizes=[8]),
+            network_kwargs={},
+            observation_space=CARTPOLE.observation_space,
+            action_space=gym.spaces.Discrete(2),
+            context_len=1,
+            obs_norm=mode,
+        )
+        policy.fit_normalization(obs)
+        std = policy.obs_std.numpy()
+        assert np.allclose(std, std[0]) == equal
+        np.testing.assert_allclose(policy.obs_mean.numpy(), obs.mean(0), atol=1e-6)

@@ -182,9 +182,8 @@ def test_inverse_dynamics_learns_cartpole_dynamics():
         observation_space=CARTPOLE.observation_space,
         action_space=space,
         context_len=2,
-        obs_mean=steps.obs.mean(0),
-        obs_std=steps.obs.std(0),
     )
+    idm.fit_normalization(steps.obs)
     fit(
         idm,
         pairs[:3000],

@@ -24,19 +24,21 @@ def build_policy(
     context_len: int,
     demonstrations: Sequence[Trajectory],
     device: torch.device,
+    obs_norm: str = "per_dim",
 ) -> StackedObsPolicy:
     """A fresh policy whose observation normalization comes from the demonstrations."""
     obs = np.concatenate([t.obs for t in demonstrations]).reshape(-1, env.obs_dim)
     kwargs = {"obs_dim": env.obs_dim, "context_len": context_len}
-    return StackedObsPolicy(
+    policy = StackedObsPolicy(
         network=network(**kwargs),
         network_kwargs={**network.keywords, **kwargs} if hasattr(network, "keywords") else kwargs,
         observation_space=env.observation_space,
         action_space=env.action_space,
         context_len=context_len,
-        obs_mean=obs.mean(0),
-        obs_std=obs.std(0) + 1e-6,
-    ).to(device)
+        obs_norm=obs_norm,
+    )
+    policy.fit_normalization(obs)
+    return policy.to(device)
 
 
 class BC:
@@ -52,6 +54,7 @@ class BC:
         val_fraction: float = 0.1,
         val_interval: int = 200,
         patience: int = 5,
+        obs_norm: str = "shared",
         env: EnvSpec,
         demonstrations: Sequence[Trajectory],
         expert: object | None = None,
@@ -70,10 +73,11 @@ class BC:
         self.context_len = context_len
         self._network = network
         self._env = env
+        self.obs_norm = obs_norm
         self.demonstrations = list(demonstrations)
         self.rng = rng
         self._policy = build_policy(
-            network, env, context_len, self.demonstrations, torch.device(device)
+            network, env, context_len, self.demonstrations, torch.device(device), obs_norm
         )
         self._gradient_steps = 0
         self.result: FitResult | None = None
@@ -112,7 +116,12 @@ class BC:
     def reset_policy(self) -> None:
         """Start again from fresh weights (same network, same normalization)."""
         self._policy = build_policy(
-            self._network, self._env, self.context_len, self.demonstrations, self._policy.device
+            self._network,
+            self._env,
+            self.context_len,
+            self.demonstrations,
+            self._policy.device,
+            self.obs_norm,
         )
 
     @property

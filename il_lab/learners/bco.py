@@ -114,9 +114,8 @@ class BCO:
                 observation_space=self.env.observation_space,
                 action_space=self.env.action_space,
                 context_len=2,
-                obs_mean=obs.mean(0),
-                obs_std=obs.std(0) + 1e-6,
             ).to(self.device)
+            self.idm.fit_normalization(obs)
         result = fit(
             self.idm,
             self.pairs,
