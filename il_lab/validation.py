@@ -23,6 +23,10 @@ def _int_at_least(low: int) -> tuple[str, Callable[[Any], bool]]:
     return f"an integer >= {low}", lambda v: _is_int(v) and v >= low
 
 
+def _one_of(*allowed: str) -> tuple[str, Callable[[Any], bool]]:
+    return f"one of {', '.join(allowed)}", lambda v: v in allowed
+
+
 _POSITIVE = ("a number > 0", lambda v: _is_number(v) and v > 0)
 _NON_NEGATIVE = ("a number >= 0", lambda v: _is_number(v) and v >= 0)
 _UNIT = ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1)
@@ -55,6 +59,10 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
             "learner_gradient_steps",
             "fps",
             "torch_threads",
+            "round_env_steps",
+            "rampdown_rounds",
+            "idm_batch_size",
+            "idm_gradient_steps",
         )
     },
     "seed": _int_at_least(0),
@@ -68,7 +76,17 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         "null (the env's own limit) or an integer >= 1",
         lambda v: v is None or (_is_int(v) and v >= 1),
     ),
+    "n_iterations": _int_at_least(0),
+    "eval_episodes_per_round": _int_at_least(0),
     "learning_rate": _POSITIVE,
+    "idm_learning_rate": _POSITIVE,
+    "alpha": _NON_NEGATIVE,
+    "beta0": _UNIT,
+    "beta_decay": _UNIT,
+    "idm_val_fraction": _FRACTION,
+    "beta_schedule": _one_of("constant", "linear", "exponential"),
+    "mixture": _one_of("per_step", "per_episode"),
+    "obs_norm": _one_of("per_dim", "shared", "none"),
     "clip_range": _POSITIVE,
     "max_grad_norm": _POSITIVE,
     "ent_coef": _NON_NEGATIVE,
@@ -80,7 +98,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "val_fraction": _FRACTION,
     "hidden_sizes": _SIZES,
     "net_arch": _SIZES,
-    "device": ("one of auto, cpu, cuda", lambda v: v in ("auto", "cpu", "cuda")),
+    "device": _one_of("auto", "cpu", "cuda"),
 }
 
 

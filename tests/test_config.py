@@ -102,10 +102,12 @@ def run_cli(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
         ("env.id=CartPol-v1", "env.id='CartPol-v1' is not a registered gymnasium env id"),
         ("learner.network.n_heads=3", "divisible by learner.network.n_heads=3"),
         ("device=tpu", "device='tpu' is not allowed"),
+        ("learner=dagger learner.beta_schedule=cosine", "learner.beta_schedule='cosine' is not"),
+        ("learner.obs_norm=zscore", "allowed: one of per_dim, shared, none"),
     ],
 )
 def test_bad_override_stops_with_one_clear_line(tmp_path, override, expected):
-    result = run_cli(tmp_path, override)
+    result = run_cli(tmp_path, *override.split())
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert expected in output
