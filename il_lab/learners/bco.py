@@ -50,6 +50,7 @@ class BCO:
         total_env_steps: int,
         alpha: float,
         n_iterations: int,
+        warm_start: bool = False,
         env: EnvSpec,
         demonstrations: list[Trajectory],
         expert: object | None = None,
@@ -67,6 +68,7 @@ class BCO:
             patience=idm_gradient_steps,  # fixed budget: validation only measures accuracy
         )
         self.env = env
+        self.warm_start = warm_start
         self.rng = rng
         self.device = torch.device(device)
         # State-only demonstrations: the actions are not kept for training.
@@ -151,6 +153,8 @@ class BCO:
 
     def _train_bc(self, logger: SummaryWriter | None) -> None:
         self.bc.demonstrations = self._infer_demonstrations(logger)
+        if not self.warm_start and self.bc.gradient_steps:
+            self.bc.reset_policy()
         self.bc.learn(logger)
 
     def learn(self, logger: SummaryWriter | None = None) -> None:
