@@ -69,7 +69,15 @@ def group_jobs(jobs: list[Job], exclude: tuple[str, ...] = (SEED_KEY,)) -> list[
     for job in jobs:
         settings = tuple((k, job.overrides.get(k, "(default)")) for k in keys)
         groups.setdefault(settings, Group(settings)).jobs.append(job)
-    return list(groups.values())
+    return sorted(groups.values(), key=lambda g: [_sortable(v) for _, v in g.settings])
+
+
+def _sortable(value: str) -> tuple[int, float | str]:
+    """Numbers in numeric order, before strings; so 25 < 100 and not "100" < "25"."""
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
 
 
 def iqm_with_ci(scores: np.ndarray, reps: int, seed: int = 0) -> tuple[float, float, float]:
