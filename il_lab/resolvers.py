@@ -12,4 +12,10 @@ def _suffix(text: str) -> str:
     return f"_{text.replace('/', '.')}" if text else ""
 
 
+def _or(value, default):
+    """``value`` unless it is null: a budget left null falls back to the learner's own default."""
+    return default if value is None else value
+
+
 OmegaConf.register_new_resolver("il_lab.suffix", _suffix, replace=True)
+OmegaConf.register_new_resolver("il_lab.or", _or, replace=True)

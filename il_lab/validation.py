@@ -66,7 +66,10 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         )
     },
     "seed": _int_at_least(0),
-    "learner_env_steps": _int_at_least(0),
+    "learner_env_steps": (
+        "null (each learner's own default) or an integer >= 0",
+        lambda v: v is None or (_is_int(v) and v >= 0),
+    ),
     "first_seed": _int_at_least(0),
     "demo_transitions": (
         "null (whole episodes) or an integer >= 1",
