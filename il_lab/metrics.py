@@ -52,6 +52,16 @@ LEARNER_TAGS = {
         "data/inferred_action_agreement",
         "rollout/ep_rew_mean",
     },
+    # PPO's own tags (the generator, env-reward rollout/ep_rew_mean included), the
+    # discriminator's, and train/bc_loss once at step 0 when bc_warm_start_steps > 0.
+    "gail": EXPERT_TAGS
+    | {
+        "train/disc_loss",
+        "train/disc_acc_expert",
+        "train/disc_acc_policy",
+        "train/disc_reward_mean",
+        "train/bc_loss",
+    },
 }
 
 METRICS_KEYS = (

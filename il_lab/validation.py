@@ -63,6 +63,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
             "rampdown_rounds",
             "idm_batch_size",
             "idm_gradient_steps",
+            "n_disc_updates",
         )
     },
     "seed": _int_at_least(0),
@@ -80,6 +81,10 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         lambda v: v is None or (_is_int(v) and v >= 1),
     ),
     "n_iterations": _int_at_least(0),
+    "bc_warm_start_steps": _int_at_least(0),
+    "reward": _one_of("gail", "airl", "log_d"),
+    "activation": _one_of("relu", "tanh", "gelu"),
+    "grad_penalty": _NON_NEGATIVE,
     "eval_episodes_per_round": _int_at_least(0),
     "learning_rate": _POSITIVE,
     "idm_learning_rate": _POSITIVE,

@@ -104,6 +104,7 @@ def run_cli(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
         ("device=tpu", "device='tpu' is not allowed"),
         ("learner=dagger learner.beta_schedule=cosine", "learner.beta_schedule='cosine' is not"),
         ("learner.obs_norm=zscore", "allowed: one of per_dim, shared, none"),
+        ("learner=gail learner.reward=exp", "learner.reward='exp' is not allowed; allowed: one"),
     ],
 )
 def test_bad_override_stops_with_one_clear_line(tmp_path, override, expected):

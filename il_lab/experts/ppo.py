@@ -236,7 +236,7 @@ class PPOPolicy(nn.Module):
         else:
             noise = torch.randn(out.shape, generator=generator, device=out.device)
             actions = out + self.log_std.exp() * noise
-            log_prob = self._gaussian_log_prob(out, actions)
+            log_prob = self.log_prob_of_mean(out, actions)
         return actions, log_prob, self.value(obs_n)
 
     def evaluate(
@@ -249,12 +249,13 @@ class PPOPolicy(nn.Module):
             log_prob = log_probs.gather(-1, actions.long()[:, None]).squeeze(-1)
             entropy = -(log_probs.exp() * log_probs).sum(-1)
         else:
-            log_prob = self._gaussian_log_prob(out, actions)
+            log_prob = self.log_prob_of_mean(out, actions)
             per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
             entropy = per_dim.sum().expand(out.shape[0])
         return log_prob, entropy, self.value(obs_n)
 
-    def _gaussian_log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def log_prob_of_mean(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Box actions: log-probabilities ``(batch,)`` of ``actions`` under the actor's ``mean``."""
         z = (actions - mean) / self.log_std.exp()
         return (-0.5 * z**2 - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 

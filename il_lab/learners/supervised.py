@@ -62,6 +62,10 @@ def fit(
 ) -> FitResult:
     """Train ``policy`` on ``windows (N, K, obs_dim)`` -> ``actions (N, ...)``.
 
+    ``policy`` is a ``StackedObsPolicy`` or any module like it: ``policy(windows)`` gives the
+    action distribution's parameters, ``policy.head.loss``/``accuracy`` score them (GAIL's
+    warm start passes its PPO actor this way).
+
     Logs ``tags`` (by default ``train/bc_loss``, ``train/accuracy`` for discrete actions and
     ``val/bc_loss``) against the global gradient step ``step_offset + step``.
     """

@@ -1,0 +1,253 @@
+"""GAIL: the discriminator, the reward forms' signs, what the generator trains on, Box actions,
+the pipeline, and that it learns (one torch thread, as conftest sets)."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config, run_pipeline
+from hydra.utils import instantiate
+from test_learning import CARTPOLE, BalancingExpert
+from test_pipeline import scalar_tags
+
+from il_lab.envs import EnvSpec
+from il_lab.errors import ConfigError
+from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
+from il_lab.experts.ppo import PPOHyperparameters, PPOTrainer
+from il_lab.learners.gail import (
+    GAIL,
+    REWARD_FORMS,
+    DiscriminatorHyperparameters,
+    reward_from_logits,
+)
+from il_lab.metrics import EVAL_TAGS, LEARNER_TAGS
+from il_lab.rollout import rollout
+
+PENDULUM = EnvSpec("Pendulum-v1")
+
+
+def shipped_ppo(total_env_steps: int, **overrides) -> PPOHyperparameters:
+    """The generator settings of conf/learner/gail.yaml, then ``overrides``."""
+    ppo = compose_config(["learner=gail"]).learner.ppo
+    return dataclasses.replace(instantiate(ppo, total_env_steps=total_env_steps), **overrides)
+
+
+def make_gail(
+    env=CARTPOLE, demos=None, total_env_steps=20000, ppo_overrides=None, **overrides
+) -> GAIL:
+    """GAIL with the shipped settings (the annealing horizon is ``total_env_steps``)."""
+    torch.manual_seed(0)
+    kwargs = dict(
+        ppo=shipped_ppo(total_env_steps=total_env_steps, **(ppo_overrides or {})),
+        discriminator=DiscriminatorHyperparameters(
+            hidden_sizes=(64, 64), activation="relu", learning_rate=1e-3, batch_size=512
+        ),
+        total_env_steps=total_env_steps,
+        round_env_steps=1024,
+        n_disc_updates=8,
+        env=env,
+        demonstrations=demos if demos is not None else rollout(BalancingExpert(), env, [0, 1]),
+        rng=np.random.default_rng(0),
+    )
+    return GAIL(**{**kwargs, **overrides})
+
+
+def random_pairs(n_episodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    runs = rollout(RandomPolicy(CARTPOLE.action_space, 0), CARTPOLE, list(range(n_episodes)))
+    obs = np.concatenate([t.obs[:-1] for t in runs])
+    return torch.as_tensor(obs), torch.as_tensor(np.concatenate([t.acts for t in runs]))
+
+
+# the reward forms ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", REWARD_FORMS)
+def test_each_reward_form_rises_with_d_and_stays_finite(form):
+    logits = torch.linspace(-20, 20, 401)  # D = sigmoid(logits), the expert's probability
+    rewards = reward_from_logits(logits, form)
+    assert (rewards.diff() > 0).all()  # fooling the discriminator (higher D) pays more
+    extreme = reward_from_logits(torch.tensor([-1e4, -100.0, 100.0, 1e4]), form)
+    assert torch.isfinite(extreme).all() and (extreme.diff() >= 0).all()  # D ~ 0 and D ~ 1
+    d = torch.sigmoid(logits[150:251])  # where the textbook formulas are exact enough
+    expected = {
+        "gail": -torch.log(1 - d),
+        "airl": torch.log(d) - torch.log(1 - d),
+        "log_d": torch.log(d),
+    }[form]
+    torch.testing.assert_close(rewards[150:251], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_reward_signs_and_the_write_ups_convention():
+    logits = torch.linspace(-10, 10, 101, dtype=torch.float64)
+    assert (reward_from_logits(logits, "gail") > 0).all()
+    assert (reward_from_logits(logits, "log_d") < 0).all()
+    # The write-up's D is the learner's probability, 1 - ours, and its reward -log D_learner.
+    d_learner = 1 - torch.sigmoid(logits)
+    torch.testing.assert_close(reward_from_logits(logits, "gail"), -torch.log(d_learner))
+
+
+def test_bad_reward_name_is_one_clear_line():
+    with pytest.raises(ConfigError, match=r"learner.reward='gial' is not allowed; allowed: gail"):
+        make_gail(reward="gial")
+
+
+# the discriminator ------------------------------------------------------------------------
+
+
+def test_discriminator_separates_expert_from_random_pairs():
+    gail = make_gail(n_disc_updates=300)
+    obs, acts = random_pairs(60)
+    n_train = len(obs) // 2
+    gail._policy_obs, gail._policy_acts = [obs[:n_train]], [acts[:n_train]]
+    stats = gail.update_discriminator()
+    assert gail.gradient_steps == 300
+    assert stats["train/disc_acc_expert"] > 0.9 and stats["train/disc_acc_policy"] > 0.7
+    held_out = rollout(BalancingExpert(), CARTPOLE, [7])[0]
+    with torch.no_grad():
+        expert_logits = gail.discriminator(
+            torch.as_tensor(held_out.obs[:-1]), torch.as_tensor(held_out.acts)
+        )
+        random_logits = gail.discriminator(obs[n_train:], acts[n_train:])
+    accuracy = ((expert_logits > 0).float().mean() + (random_logits < 0).float().mean()) / 2
+    assert accuracy > 0.9, accuracy
+    # ... so the expert's pairs earn more reward than the random policy's, in every form.
+    for form in REWARD_FORMS:
+        expert_reward = reward_from_logits(expert_logits, form).mean()
+        assert expert_reward > reward_from_logits(random_logits, form).mean()
+
+
+def test_box_actions_are_rescaled_by_the_bounds():
+    demos = rollout(RandomPolicy(PENDULUM.action_space, 0), PENDULUM, [0])
+    gail = make_gail(env=PENDULUM, demos=demos)
+    obs = torch.zeros(3, 3)
+    inputs = gail.discriminator.encode(obs, torch.tensor([[-2.0], [0.0], [2.0]]))
+    torch.testing.assert_close(inputs[:, -1], torch.tensor([-1.0, 0.0, 1.0]))
+    one_hot = make_gail().discriminator.encode(torch.zeros(2, 4), torch.tensor([1, 0]))
+    torch.testing.assert_close(one_hot[:, -2:], torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+
+
+# the generator ------------------------------------------------------------------------------
+
+
+def spy_on_updates(monkeypatch, trainer: PPOTrainer) -> list[torch.Tensor]:
+    """The training rewards of every rollout PPO updates on (valid steps only)."""
+    seen = []
+    update = trainer.update
+
+    def spy(rollout):
+        seen.append(rollout.rewards[rollout.valid].clone())
+        return update(rollout)
+
+    monkeypatch.setattr(trainer, "update", spy)
+    return seen
+
+
+def test_generator_trains_on_the_discriminators_reward_not_the_envs(monkeypatch):
+    gail = make_gail(total_env_steps=2048, ppo_overrides={"n_envs": 8, "n_steps": 64})
+    assert gail.trainer.reward_fn is not None
+    calls = []
+    reward_fn = gail.trainer.reward_fn
+    gail.trainer.reward_fn = lambda *args: calls.append(len(args[0])) or reward_fn(*args)
+    with torch.no_grad():  # a constant logit of 3: every pair earns softplus(3), never the env's 1
+        gail.discriminator.head.weight.zero_()
+        gail.discriminator.head.bias.fill_(3.0)
+    gail.n_disc_updates = 1
+    gail.disc_optimizer.param_groups[0]["lr"] = 0.0
+    seen = spy_on_updates(monkeypatch, gail.trainer)
+    gail.learn(None)
+    assert len(seen) == len(calls) == 4 and gail.env_steps == 2048
+    for rewards, n_valid in zip(seen, calls, strict=True):
+        assert len(rewards) == n_valid
+        torch.testing.assert_close(rewards, torch.full_like(rewards, math.log1p(math.exp(3.0))))
+
+
+def test_true_reward_switch_is_plain_ppo(monkeypatch):
+    gail = make_gail(
+        total_env_steps=1024, train_on_true_reward=True, ppo_overrides={"n_envs": 8, "n_steps": 64}
+    )
+    assert gail.trainer.reward_fn is None
+    seen = spy_on_updates(monkeypatch, gail.trainer)
+    gail.learn(None)
+    assert all((rewards == 1.0).all() for rewards in seen)  # CartPole's own reward
+    assert gail.gradient_steps == gail.trainer.n_updates  # the discriminator never trained
+
+
+def test_reward_normalization_divides_by_the_running_std_and_keeps_the_sign():
+    gail = make_gail(normalize_reward=True, reward="airl")
+    obs, acts = random_pairs(20)
+    raw = gail.reward(obs, acts)
+    scaled = gail._reward_fn(obs, acts, obs)
+    torch.testing.assert_close(scaled, raw / raw.double().std(unbiased=False).float())
+    assert (torch.sign(scaled) == torch.sign(raw)).all()
+    gail.close()
+
+
+def test_bc_warm_start_imitates_before_any_env_step():
+    gail = make_gail(bc_warm_start_steps=300)
+    gail.run_rounds(0)
+    assert gail.env_steps == 0 and gail.gradient_steps == 300
+    held_out = rollout(BalancingExpert(), CARTPOLE, [7])[0]
+    agreement = np.mean(gail.policy.predict(held_out.obs[:-1])[0] == held_out.acts)
+    assert agreement > 0.9, agreement
+    gail.close()
+
+
+def test_pendulum_box_actions_flow_through(monkeypatch):
+    demos = rollout(RandomPolicy(PENDULUM.action_space, 0), PENDULUM, [0, 1])
+    gail = make_gail(
+        env=PENDULUM,
+        demos=demos,
+        total_env_steps=800,
+        round_env_steps=400,
+        ppo_overrides={"n_envs": 4, "n_steps": 100, "batch_size": 100},
+    )
+    seen = spy_on_updates(monkeypatch, gail.trainer)
+    gail.learn(None)
+    assert gail.env_steps == 800 and gail.gradient_steps == 2 * 8 + gail.trainer.n_updates
+    assert all(torch.isfinite(r).all() and (r >= 0).all() for r in seen)  # the "gail" form
+    actions, _ = gail.policy.predict(demos[0].obs[:5])
+    assert actions.shape == (5, 1) and np.abs(actions).max() <= 2
+
+
+# the pipeline and learning ------------------------------------------------------------------
+
+
+def test_write_ups_setting_is_one_override_away():
+    by_hand = compose_config(
+        ["learner=gail", "env.max_episode_steps=200", "budget.demo_episodes=1", "expert=ppo"]
+    )
+    preset = compose_config(["+experiment=gail_cartpole200"])
+    for cfg in (by_hand, preset):
+        assert cfg.learner._target_ == "il_lab.learners.gail.GAIL"
+        assert cfg.expert._target_ == "il_lab.experts.ppo.PPOExpert"
+        assert (cfg.env.max_episode_steps, cfg.budget.demo_episodes) == (200, 1)
+        assert cfg.learner.total_env_steps == cfg.learner.ppo.total_env_steps == 100_000
+    assert preset.report.checks[0].metric == "learner/eval/return_mean"
+
+
+def test_gail_smoke_run_through_the_pipeline(tmp_path):
+    metrics = run_pipeline(tmp_path, ["learner=gail"])
+    assert metrics["learner"] == "gail"
+    assert metrics["learner/env_steps"] == 1024  # 500 asked; PPO runs whole 1024-step rollouts
+    assert metrics["learner/expert_queries"] == 0
+    assert metrics["learner/gradient_steps"] > 8
+    tags = scalar_tags(tmp_path / "run" / "tb" / "learner")
+    assert EVAL_TAGS <= tags and tags - EVAL_TAGS <= LEARNER_TAGS["gail"]
+    core = {"train/disc_loss", "train/disc_acc_expert", "train/disc_reward_mean"}
+    assert core | {"train/policy_gradient_loss", "train/approx_kl"} <= tags
+
+
+def test_gail_learns_the_experts_behaviour_in_seconds():
+    gail = make_gail(total_env_steps=32768)
+    gail.learn(None)
+    seeds = eval_seeds(1000, 10)
+    random = evaluate(RandomPolicy(CARTPOLE.action_space, 0), CARTPOLE, seeds).mean
+    learned = evaluate(gail.policy, CARTPOLE, seeds).mean
+    assert random < 40 and learned > 300, (learned, random)
+    # Not just the survival bonus of the positive reward: the expert's own actions. (With the
+    # discriminator frozen, the same run returned 145 with agreement 0.50 when measured.)
+    held_out = rollout(BalancingExpert(), CARTPOLE, [7])[0]
+    agreement = np.mean(gail.policy.predict(held_out.obs[:-1])[0] == held_out.acts)
+    assert agreement > 0.7, agreement
