@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from benchmarking import ROOT, fmt_reached, shipped, to_threshold
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "CartPole-v1"
 FIRST_EVAL_SEED = 1_000_000  # the pipeline's eval.first_seed
 EXPERT_ENV_STEPS = 100_000  # the pipeline's budget.expert_env_steps
@@ -49,16 +49,6 @@ class Result:
     best_return: float
     final_return: float
     agreement: float
-
-
-def shipped(group: str, name: str, **values) -> dict:
-    """``conf/<group>/<name>.yaml`` as a plain dict, with ``values`` replacing its keys."""
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml")
-    for key, value in values.items():
-        OmegaConf.update(cfg, key, value, force_add=False)
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def expert_and_demos(seed: int, max_episode_steps: int | None, n_episodes: int, cache_dir: Path):
@@ -146,10 +136,6 @@ def run_one(seed: int, args: argparse.Namespace) -> Result:
     )
 
 
-def _fmt(value: float | int | None, spec: str) -> str:
-    return "not reached" if value is None else format(value, spec)
-
-
 def table(results: list[Result]) -> str:
     lines = [
         "| seed | expert return | demo transitions | env steps to threshold "
@@ -160,7 +146,8 @@ def table(results: list[Result]) -> str:
     for r in results:
         lines.append(
             f"| {r.seed} | {r.expert_return:.1f} | {r.demo_transitions} "
-            f"| {_fmt(r.steps_to_threshold, ',d')} | {_fmt(r.seconds_to_threshold, '.2f')} "
+            f"| {fmt_reached(r.steps_to_threshold, ',d')} "
+            f"| {fmt_reached(r.seconds_to_threshold, '.2f')} "
             f"| {r.steps_run:,d} | {r.train_seconds:.2f} | {r.best_return:.1f} "
             f"| {r.final_return:.1f} | {r.agreement:.3f} |"
         )
@@ -169,9 +156,8 @@ def table(results: list[Result]) -> str:
 
 def summary(results: list[Result], threshold: float) -> str:
     solved = [r for r in results if r.seconds_to_threshold is not None]
-    # An unsolved run counts as infinitely slow, so the medians stay honest.
-    seconds = statistics.median(r.seconds_to_threshold or float("inf") for r in results)
-    steps = statistics.median(r.steps_to_threshold or float("inf") for r in results)
+    seconds = statistics.median(to_threshold(r.seconds_to_threshold) for r in results)
+    steps = statistics.median(to_threshold(r.steps_to_threshold) for r in results)
     throughput = statistics.median(r.steps_run / r.train_seconds for r in results)
     last = statistics.median(r.final_return for r in results)
     agreement = statistics.median(r.agreement for r in results)
@@ -213,8 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         result = run_one(seed, args)
         results.append(result)
         print(
-            f"seed {seed}: {_fmt(result.steps_to_threshold, 'd')} steps, "
-            f"{_fmt(result.seconds_to_threshold, '.2f')} s, best {result.best_return:.1f}",
+            f"seed {seed}: {fmt_reached(result.steps_to_threshold, 'd')} steps, "
+            f"{fmt_reached(result.seconds_to_threshold, '.2f')} s, best {result.best_return:.1f}",
             file=sys.stderr,
             flush=True,
         )

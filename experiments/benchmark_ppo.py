@@ -19,9 +19,9 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarking import fmt_reached, shipped, to_threshold
+
 ENV_ID = "CartPole-v1"
 FIRST_EVAL_SEED = 1_000_000  # the pipeline's eval.first_seed
 
@@ -44,11 +44,7 @@ class Result:
 
 def hyperparameters(name: str, env_steps: int) -> dict:
     """The shipped defaults of ``conf/expert/<name>.yaml``, with the budget filled in."""
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(ROOT / "conf" / "expert" / f"{name}.yaml")
-    cfg.total_env_steps = env_steps  # replaces ${budget.expert_env_steps}
-    values = OmegaConf.to_container(cfg, resolve=True)
+    values = shipped("expert", name, total_env_steps=env_steps)  # replaces the budget's
     values.pop("_target_")
     values.pop("path")
     return values
@@ -148,10 +144,6 @@ def run_one(algo: str, seed: int, env_steps: int, interval: int, episodes: int, 
     )
 
 
-def _fmt(value: float | int | None, spec: str) -> str:
-    return "not reached" if value is None else format(value, spec)
-
-
 def table(results: list[Result]) -> str:
     lines = [
         "| expert | seed | env steps to threshold | wall-clock s to threshold | env steps run "
@@ -160,8 +152,8 @@ def table(results: list[Result]) -> str:
     ]
     for r in results:
         lines.append(
-            f"| {r.algo} | {r.seed} | {_fmt(r.steps_to_threshold, 'd')} "
-            f"| {_fmt(r.seconds_to_threshold, '.2f')} | {r.steps_run} | {r.throughput:,.0f} "
+            f"| {r.algo} | {r.seed} | {fmt_reached(r.steps_to_threshold, 'd')} "
+            f"| {fmt_reached(r.seconds_to_threshold, '.2f')} | {r.steps_run} | {r.throughput:,.0f} "
             f"| {r.best_return:.1f} | {r.peak_rss_mb:.0f} |"
         )
     return "\n".join(lines)
@@ -173,9 +165,8 @@ def summary(results: list[Result], algos: list[str], threshold: float) -> str:
     for algo in algos:
         runs = [r for r in results if r.algo == algo]
         solved = [r for r in runs if r.seconds_to_threshold is not None]
-        # An unsolved run counts as infinitely slow, so the median stays honest.
-        seconds = [r.seconds_to_threshold or float("inf") for r in runs]
-        steps = [r.steps_to_threshold or float("inf") for r in runs]
+        seconds = [to_threshold(r.seconds_to_threshold) for r in runs]
+        steps = [to_threshold(r.steps_to_threshold) for r in runs]
         medians[algo] = statistics.median(seconds)
         lines.append(
             f"- {algo}: reached {threshold:g} in {len(solved)}/{len(runs)} seeds; median "
@@ -218,8 +209,8 @@ def main(argv: list[str] | None = None) -> None:
             ).result()
         results.append(result)
         print(
-            f"{algo} seed {seed}: {_fmt(result.steps_to_threshold, 'd')} steps, "
-            f"{_fmt(result.seconds_to_threshold, '.2f')} s",
+            f"{algo} seed {seed}: {fmt_reached(result.steps_to_threshold, 'd')} steps, "
+            f"{fmt_reached(result.seconds_to_threshold, '.2f')} s",
             file=sys.stderr,
             flush=True,
         )
