@@ -67,7 +67,8 @@ def fit(
     warm start passes its PPO actor this way).
 
     Logs ``tags`` (by default ``train/bc_loss``, ``train/accuracy`` for discrete actions and
-    ``val/bc_loss``) against the global gradient step ``step_offset + step``.
+    ``val/bc_loss``) every ``val_interval`` steps against the global gradient step
+    ``step_offset + step``; the training figures are means over the steps since the last log.
     """
     device = policy.device
     x = torch.as_tensor(windows, dtype=torch.float32, device=device)  # (N, K, obs_dim)
@@ -88,6 +89,7 @@ def fit(
     val_loss, stopped_early, loss_value = None, False, math.nan
     policy.train()
     step = 0
+    interval_loss, interval_accuracy, interval_steps = 0.0, 0.0, 0
     bar = tqdm(total=gradient_steps, desc=desc, leave=False, mininterval=1.0)
     while step < gradient_steps:
         if step % steps_per_epoch == 0:
@@ -101,15 +103,21 @@ def fit(
         optimizer.step()
         step += 1
         bar.update()
+        # Summed as tensors so that logging reports the interval's mean, not one noisy batch.
+        interval_loss = interval_loss + loss.detach()
+        accuracy = policy.head.accuracy(params.detach(), y_train[batch])
+        interval_accuracy = None if accuracy is None else interval_accuracy + accuracy
+        interval_steps += 1
 
         if step % val_interval == 0 or step == gradient_steps:
-            loss_value = loss.item()
+            loss_value = interval_loss.item() / interval_steps
             global_step = step_offset + step
             if logger is not None:
                 logger.add_scalar(tags.train_loss, loss_value, global_step)
-                accuracy = policy.head.accuracy(params, y_train[batch])
-                if accuracy is not None and tags.train_accuracy:
-                    logger.add_scalar(tags.train_accuracy, accuracy.item(), global_step)
+                if interval_accuracy is not None and tags.train_accuracy:
+                    mean_accuracy = interval_accuracy.item() / interval_steps
+                    logger.add_scalar(tags.train_accuracy, mean_accuracy, global_step)
+            interval_loss, interval_accuracy, interval_steps = 0.0, 0.0, 0
             if n_val:
                 val_loss, val_accuracy = _score(policy, x_val, y_val, batch_size)
                 if logger is not None and tags.val_loss:
