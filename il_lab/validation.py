@@ -31,6 +31,7 @@ _POSITIVE = ("a number > 0", lambda v: _is_number(v) and v > 0)
 _NON_NEGATIVE = ("a number >= 0", lambda v: _is_number(v) and v >= 0)
 _UNIT = ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1)
 _FRACTION = ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1)
+_BOOL = ("true or false", lambda v: isinstance(v, bool))
 _SIZES = (
     "a non-empty list of integers >= 1",
     lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(x) and x >= 1 for x in v),
@@ -107,6 +108,18 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "hidden_sizes": _SIZES,
     "net_arch": _SIZES,
     "device": _one_of("auto", "cpu", "cuda"),
+    **{
+        key: _BOOL
+        for key in (
+            "enabled",
+            "gif",
+            "linear_annealing",
+            "normalize_obs",
+            "normalize_reward",
+            "train_on_true_reward",
+            "warm_start",
+        )
+    },
 }
 
 
@@ -130,3 +143,19 @@ def check_values(config: dict) -> None:
         rule = RULES.get(key)
         if rule is not None and not rule[1](value):
             raise ConfigError(f"{path}={value!r} is not allowed; allowed: {rule[0]}")
+    _check_rollout_batches(config)
+
+
+def _check_rollout_batches(node: Any, prefix: str = "") -> None:
+    """A PPO minibatch must fit in one rollout of ``n_envs x n_steps`` transitions."""
+    if not isinstance(node, dict):
+        return
+    if all(_is_int(node.get(key)) for key in ("n_envs", "n_steps", "batch_size")):
+        rollout = node["n_envs"] * node["n_steps"]
+        if node["batch_size"] > rollout:
+            raise ConfigError(
+                f"{prefix}batch_size={node['batch_size']} is not allowed; allowed: an integer "
+                f"<= {prefix}n_envs x {prefix}n_steps = {rollout} (one rollout)"
+            )
+    for key, value in node.items():
+        _check_rollout_batches(value, f"{prefix}{key}.")

@@ -33,10 +33,17 @@ def test_every_expert_instantiates(expert):
     assert trainer.file_suffix in {".zip", ".pt"}
 
 
-@pytest.mark.parametrize("learner", options("learner"))
+# Every learner, and each BC network inside the learners that wrap BC (learner/bc).
+LEARNERS = options("learner") + [
+    f"{learner} learner/bc={bc}" for learner in ("dagger", "bco") for bc in options("learner/bc")
+]
+
+
+@pytest.mark.parametrize("learner", LEARNERS)
 @pytest.mark.parametrize("debug", [None, "smoke"])
 def test_every_learner_instantiates_and_acts(learner, debug):
-    overrides = [f"learner={learner}"] + ([f"debug={debug}"] if debug else [])
+    name, *sub_groups = learner.split()
+    overrides = [f"learner={name}", *sub_groups] + ([f"debug={debug}"] if debug else [])
     cfg = compose_config(overrides)
     demos = rollout(RandomPolicy(CARTPOLE.action_space, 0), CARTPOLE, [0, 1])
     # As in the pipeline: Hydra would turn a dataclass argument into a config, so the runtime
@@ -105,6 +112,12 @@ def run_cli(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
         ("learner=dagger learner.beta_schedule=cosine", "learner.beta_schedule='cosine' is not"),
         ("learner.obs_norm=zscore", "allowed: one of per_dim, shared, none"),
         ("learner=gail learner.reward=exp", "learner.reward='exp' is not allowed; allowed: one"),
+        ("video.enabled=ture", "video.enabled='ture' is not allowed; allowed: true or false"),
+        (
+            "expert.batch_size=512",
+            "expert.batch_size=512 is not allowed; allowed: an integer <= "
+            "expert.n_envs x expert.n_steps = 256",
+        ),
     ],
 )
 def test_bad_override_stops_with_one_clear_line(tmp_path, override, expected):

@@ -6,12 +6,14 @@ One torch thread, as conftest sets for every test; the learning figures were rea
 import inspect
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from conftest import CONF, compose_config, run_pipeline
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from stable_baselines3.common.buffers import RolloutBuffer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from il_lab.envs import EnvSpec
@@ -22,6 +24,7 @@ from il_lab.experts.ppo import (
     PPOHyperparameters,
     PPOPolicy,
     PPOTrainer,
+    clipped_surrogate_loss,
     compute_gae,
 )
 from il_lab.metrics import EXPERT_TAGS
@@ -119,6 +122,119 @@ def test_gae_bootstraps_truncations_not_terminations_and_skips_reset_steps():
     torch.testing.assert_close(returns, expected + values, rtol=0, atol=1e-7)
 
 
+def random_next_step_rollout(seed: int, n_steps: int, n_envs: int) -> dict[str, torch.Tensor]:
+    """Random rewards, values and episode ends in our layout: a reset row after every end."""
+    g = torch.Generator().manual_seed(seed)
+    terminated = torch.zeros(n_steps, n_envs, dtype=torch.bool)
+    truncated = torch.zeros(n_steps, n_envs, dtype=torch.bool)
+    valid = torch.ones(n_steps, n_envs, dtype=torch.bool)
+    draws = torch.rand(n_steps, n_envs, generator=g)
+    for e in range(n_envs):
+        for t in range(n_steps):
+            if t > 0 and (terminated[t - 1, e] or truncated[t - 1, e]):
+                valid[t, e] = False
+            elif draws[t, e] < 0.1:
+                terminated[t, e] = True
+            elif draws[t, e] < 0.2:
+                truncated[t, e] = True
+    return {
+        "rewards": torch.randn(n_steps, n_envs, generator=g),
+        "values": torch.randn(n_steps, n_envs, generator=g),
+        "next_value": torch.randn(n_envs, generator=g),
+        "terminated": terminated,
+        "truncated": truncated,
+        "valid": valid,
+    }
+
+
+def sb3_advantages_and_returns(
+    r: dict[str, torch.Tensor], env: int, gamma: float, gae_lambda: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One env of ``r`` through SB3's ``RolloutBuffer``, the way SB3's PPO fills it.
+
+    SB3's vector envs reset within the step, so there are no reset rows, and a time-limit
+    truncation adds ``gamma * V(final observation)`` to the step's reward.
+    """
+    rows = torch.nonzero(r["valid"][:, env]).flatten().tolist()
+    n_steps = r["valid"].shape[0]
+    buffer = RolloutBuffer(
+        len(rows),
+        gym.spaces.Box(-1, 1, (1,)),
+        gym.spaces.Discrete(2),
+        device="cpu",
+        gae_lambda=gae_lambda,
+        gamma=gamma,
+        n_envs=1,
+    )
+    episode_start = False
+    for t in rows:
+        reward = r["rewards"][t, env].item()
+        if r["truncated"][t, env]:
+            final_value = r["values"][t + 1, env] if t + 1 < n_steps else r["next_value"][env]
+            reward += gamma * final_value.item()
+        buffer.add(
+            np.zeros((1, 1), np.float32),
+            np.zeros((1, 1)),
+            np.array([reward]),
+            np.array([episode_start]),
+            r["values"][t, env].reshape(1),
+            torch.zeros(1),
+        )
+        episode_start = bool(r["terminated"][t, env] or r["truncated"][t, env])
+    buffer.compute_returns_and_advantage(
+        last_values=r["next_value"][env].reshape(1), dones=np.array([episode_start])
+    )
+    return buffer.advantages[:, 0], buffer.returns[:, 0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gae_matches_sb3_rollout_buffer_on_terminations_and_truncations(seed):
+    gamma, gae_lambda = 0.98, 0.8
+    r = random_next_step_rollout(seed, n_steps=64, n_envs=3)
+    assert r["terminated"].any() and r["truncated"].any() and not r["valid"].all()
+
+    advantages, returns = compute_gae(**r, gamma=gamma, gae_lambda=gae_lambda)
+
+    for env in range(3):
+        keep = r["valid"][:, env]
+        sb3_advantages, sb3_returns = sb3_advantages_and_returns(r, env, gamma, gae_lambda)
+        np.testing.assert_allclose(advantages[keep, env].numpy(), sb3_advantages, atol=1e-5)
+        np.testing.assert_allclose(returns[keep, env].numpy(), sb3_returns, atol=1e-5)
+        assert (advantages[~keep, env] == 0).all()
+
+
+def test_clipped_surrogate_on_a_hand_made_batch():
+    ratio = torch.tensor([0.5, 1.0, 1.5, 1.5, 0.5], requires_grad=True)
+    advantages = torch.tensor([1.0, 1.0, 1.0, -1.0, -1.0])
+
+    loss = clipped_surrogate_loss(ratio, advantages, clip_range=0.2)
+    loss.backward()
+
+    # min(r A, clip(r, 0.8, 1.2) A) per sample: 0.5, 1.0, 1.2, -1.5, -0.8; mean 0.08.
+    torch.testing.assert_close(loss, torch.tensor(-0.08))
+    # The clipped terms (ratio 1.5 with A > 0, ratio 0.5 with A < 0) pass no gradient; the
+    # others pass -A / n.
+    torch.testing.assert_close(ratio.grad, torch.tensor([-0.2, -0.2, 0.0, 0.2, 0.0]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"n_steps": 0}, "n_steps=0 is not allowed; allowed: an integer >= 1"),
+        ({"n_envs": -2}, "n_envs=-2 is not allowed"),
+        (
+            {"batch_size": 129},
+            "batch_size=129 is not allowed; allowed: an integer <= n_envs x n_steps = 128",
+        ),
+        ({"n_epochs": 1.5}, "n_epochs=1.5 is not allowed"),
+        ({"net_arch": []}, "net_arch=\\[\\] is not allowed"),
+    ],
+)
+def test_bad_hyperparameters_are_refused_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny(**overrides)
+
+
 def test_next_step_reset_steps_are_masked():
     """Gymnasium's vector envs reset on the step after an episode ends: no signal there."""
     env = EnvSpec("CartPole-v1", max_episode_steps=5)
@@ -203,7 +319,7 @@ def test_discrete_ppo_learns_cartpole():
     assert learned > 150, learned  # 500.0 when written; seeds 1-3 give 159-476 at this budget
 
 
-def test_box_ppo_runs_and_acts_within_bounds():
+def test_box_ppo_runs_saves_loads_and_acts_within_bounds(tmp_path):
     trainer = PPOTrainer(tiny(n_envs=4, n_steps=50), env=PENDULUM, seed=0)
     trainer.learn(1000)
     trainer.close()
@@ -220,6 +336,18 @@ def test_box_ppo_runs_and_acts_within_bounds():
     np.testing.assert_array_equal(policy.env_actions(huge), [[-2.0], [0.5], [2.0]])
     single, _ = policy.predict(obs[0])
     assert single.shape == (1,)
+
+    path = tmp_path / "pendulum.pt"
+    ppo_expert().save(policy, path)
+    loaded = ppo_expert().load(path, PENDULUM, CPU)
+    for deterministic in (True, False):
+        torch.manual_seed(1)
+        expected, _ = policy.predict(obs, deterministic=deterministic)
+        torch.manual_seed(1)
+        actions, _ = loaded.predict(obs, deterministic=deterministic)
+        np.testing.assert_array_equal(actions, expected)
+    with pytest.raises(ConfigError, match="expert.path="):
+        ppo_expert().load(path, CARTPOLE, CPU)
 
 
 # files -------------------------------------------------------------------------------------

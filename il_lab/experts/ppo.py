@@ -94,6 +94,11 @@ class PPOHyperparameters:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}={value!r} is not allowed; allowed: an integer >= 1")
+        if self.batch_size > self.n_envs * self.n_steps:
+            raise ConfigError(
+                f"batch_size={self.batch_size} is not allowed; allowed: an integer <= "
+                f"n_envs x n_steps = {self.n_envs * self.n_steps} (one rollout)"
+            )
         if not self.net_arch or min(self.net_arch) < 1:
             raise ConfigError(
                 f"net_arch={list(self.net_arch)} is not allowed; "
@@ -402,6 +407,20 @@ def compute_gae(
     return advantages, advantages + values
 
 
+def clipped_surrogate_loss(
+    ratio: torch.Tensor, advantages: torch.Tensor, clip_range: float
+) -> torch.Tensor:
+    """PPO's clipped policy loss: minus the mean of ``min(r A, clip(r, 1 - eps, 1 + eps) A)``.
+
+    Args:
+        ratio: ``(n,)`` probability ratio of the new policy to the one that collected the data.
+        advantages: ``(n,)``.
+        clip_range: ``eps``.
+    """
+    clipped = ratio.clamp(1 - clip_range, 1 + clip_range)
+    return -torch.min(advantages * ratio, advantages * clipped).mean()
+
+
 # ----------------------------------------------------------------------------------------------
 # The trainer
 # ----------------------------------------------------------------------------------------------
@@ -630,9 +649,7 @@ class PPOTrainer:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 log_ratio = log_prob - b_log_probs[idx]
                 ratio = log_ratio.exp()
-                pg_loss = -torch.min(
-                    adv * ratio, adv * ratio.clamp(1 - clip_range, 1 + clip_range)
-                ).mean()
+                pg_loss = clipped_surrogate_loss(ratio, adv, clip_range)
                 if hp.clip_range_vf is not None:
                     old = b_values[idx]
                     value = old + (value - old).clamp(-hp.clip_range_vf, hp.clip_range_vf)
