@@ -152,7 +152,10 @@ def learning_curves(job: Job, tag: str = "rollout/ep_rew_mean") -> tuple[np.ndar
     """``(steps, values)`` of a learner tag from the job's TensorBoard events (may be empty)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    accumulator = EventAccumulator(str(job.folder / "tb" / "learner"))
+    events_dir = job.folder / "tb" / "learner"
+    if not events_dir.is_dir():  # e.g. a sweep copied without its event files
+        return np.zeros(0), np.zeros(0)
+    accumulator = EventAccumulator(str(events_dir))
     accumulator.Reload()
     if tag not in accumulator.Tags()["scalars"]:
         return np.zeros(0), np.zeros(0)

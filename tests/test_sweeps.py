@@ -74,6 +74,55 @@ def test_compare_table_matches_the_runs(joblib_sweep):
     assert (sweep / "return_vs_demo_episodes.png").is_file()
 
 
+def write_job(sweep, number, overrides, metrics):
+    folder = sweep / f"{number}_job"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_compare_statistics_over_seeds_match_the_metrics_files(tmp_path, caplog):
+    """Two groups of four seeds; every column recomputed here from the metrics.json files."""
+    sweep = tmp_path / "sweep"
+    rng = np.random.default_rng(0)
+    written = {}
+    for number, (learner, seed) in enumerate(
+        (learner, seed) for learner in ("mlp_bc", "dagger") for seed in range(4)
+    ):
+        metrics = {
+            "learner/eval/return_mean": float(rng.uniform(100, 500)),
+            "learner/eval/normalized_score": float(rng.uniform(0, 1)),
+            "learner/env_steps": int(rng.integers(0, 1000)),
+            "learner/expert_queries": int(rng.integers(0, 1000)),
+            "timing/total_s": float(rng.uniform(1, 10)),
+        }
+        write_job(sweep, number, [f"learner={learner}", f"seed={seed}"], metrics)
+        written.setdefault(learner, []).append(metrics)
+    write_job(sweep, 8, ["learner=dagger", "seed=4"], None)  # unfinished: no metrics.json
+
+    table, rows = compare(sweep, reps=500)
+
+    assert "no metrics.json (unfinished or failed), left out" in caplog.text
+    assert "8_job" in caplog.text
+    assert [r.group.label for r in rows] == ["learner=dagger", "learner=mlp_bc"]
+    for row in rows:
+        runs = written[row.group.label.removeprefix("learner=")]
+        column = {key: np.array([m[key] for m in runs]) for key in runs[0]}
+        scores = np.sort(column["learner/eval/normalized_score"])
+        assert row.runs == 4
+        assert row.return_mean == pytest.approx(column["learner/eval/return_mean"].mean())
+        assert row.return_std == pytest.approx(column["learner/eval/return_mean"].std())
+        assert row.iqm == pytest.approx(scores[1:3].mean())  # the middle half of four
+        assert scores[0] <= row.ci_low <= row.iqm <= row.ci_high <= scores[-1]
+        assert row.ci_low < row.ci_high
+        assert row.env_steps == pytest.approx(column["learner/env_steps"].mean())
+        assert row.expert_queries == pytest.approx(column["learner/expert_queries"].mean())
+        assert row.wall_clock_s == pytest.approx(column["timing/total_s"].mean())
+        assert f"| {row.group.label} | 4 | {row.return_mean:.1f} | {row.return_std:.1f} |" in table
+    assert (sweep / "comparison.md").read_text().count("| learner=") == 2
+
+
 def test_groups_are_every_swept_key_but_the_seed(tmp_path):
     def job(learner, seed, score):
         metrics = {"learner/eval/normalized_score": score}
