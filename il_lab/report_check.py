@@ -1,7 +1,8 @@
 """Check a finished run of a reproduction preset against what its write-up published.
 
 A preset lists its checks under ``report.checks``: a metric (a ``metrics.json`` key, or
-``tb/<stage>/<tag>@last`` for the last logged value of a TensorBoard tag), the published number,
+``tb/<stage>/<tag>@first`` or ``@last`` for the first or last logged value of a TensorBoard tag),
+the published number,
 and a rule with its threshold (``at_least``, ``at_most``, or ``min_at_least`` for a list).
 """
 
@@ -23,14 +24,20 @@ class CheckResult:
     passed: bool
 
 
+_EVENT_POSITIONS = {"@first": 0, "@last": -1}
+
+
 def _metric(run: Path, name: str):
-    if name.startswith("tb/") and name.endswith("@last"):
+    if name.startswith("tb/"):
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-        _, stage, tag = name.removesuffix("@last").split("/", 2)
+        path, at, position = name.rpartition("@")
+        if f"@{position}" not in _EVENT_POSITIONS:
+            raise SystemExit(f"report check {name!r}: allowed: tb/<stage>/<tag>@first or @last")
+        _, stage, tag = path.split("/", 2)
         accumulator = EventAccumulator(str(run / "tb" / stage))
         accumulator.Reload()
-        return accumulator.Scalars(tag)[-1].value
+        return accumulator.Scalars(tag)[_EVENT_POSITIONS[f"@{position}"]].value
     return json.loads((run / "metrics.json").read_text())[name]
 
 

@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, compose_config
+from omegaconf import OmegaConf
+from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.comparison import Job, compare, group_jobs, read_sweep
 
@@ -146,3 +148,46 @@ def test_submitit_local_runs_a_sweep(tmp_path):
     assert len(metrics) == 2
     seeds = sorted(json.loads(m.read_text())["seed"] for m in metrics)
     assert seeds == [0, 1]
+
+
+def fake_report_run(folder, returns, epoch_losses):
+    """A finished run of report_transformer_bc: its real config, our metrics and loss events."""
+    cfg = compose_config(["+experiment=report_transformer_bc"])
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml({"report": cfg.report}))
+    (folder / "metrics.json").write_text(json.dumps({"learner/eval/returns": returns}))
+    writer = SummaryWriter(str(folder / "tb" / "learner"))
+    for epoch, loss in enumerate(epoch_losses, start=1):
+        writer.add_scalar("train/bc_loss", loss, epoch * 1171)
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    ("returns", "epoch_losses", "failing"),
+    [
+        ([500.0, 500.0], [0.11, 0.05, 0.0125], None),
+        ([500.0, 312.0], [0.11, 0.05, 0.0125], "learner/eval/returns"),
+        ([500.0, 500.0], [0.30, 0.05, 0.0125], "train/bc_loss@first"),
+        ([500.0, 500.0], [0.11, 0.05, 0.0400], "train/bc_loss@last"),
+    ],
+)
+def test_check_report_passes_a_matching_run_and_fails_a_miss(
+    tmp_path, returns, epoch_losses, failing
+):
+    run = tmp_path / "run"
+    fake_report_run(run, returns, epoch_losses)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "check_report.py"), str(run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, result.stdout + result.stderr
+    assert "train/bc_loss@first = 0.3" in result.stdout or failing != "train/bc_loss@first"
+    failed = [line for line in lines if line.startswith("FAIL")]
+    if failing is None:
+        assert result.returncode == 0 and not failed
+    else:
+        assert result.returncode == 1
+        assert len(failed) == 1 and failing in failed[0]
