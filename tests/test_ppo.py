@@ -238,7 +238,7 @@ def test_bad_hyperparameters_are_refused_naming_the_key(overrides, message):
 def test_next_step_reset_steps_are_masked():
     """Gymnasium's vector envs reset on the step after an episode ends: no signal there."""
     env = EnvSpec("CartPole-v1", max_episode_steps=5)
-    trainer = PPOTrainer(tiny(n_envs=3, n_steps=14), env=env, seed=0)
+    trainer = PPOTrainer(tiny(n_envs=3, n_steps=14, batch_size=16), env=env, seed=0)
     seen = []
     evaluate = trainer.policy.evaluate
 
