@@ -2,8 +2,8 @@
 
 A preset lists its checks under ``report.checks``: a metric (a ``metrics.json`` key, or
 ``tb/<stage>/<tag>@first`` or ``@last`` for the first or last logged value of a TensorBoard tag),
-the published number,
-and a rule with its threshold (``at_least``, ``at_most``, or ``min_at_least`` for a list).
+the published number, and a rule with its threshold (``at_least``, ``at_most``, or
+``min_at_least`` for a list).
 """
 
 import json
@@ -24,20 +24,20 @@ class CheckResult:
     passed: bool
 
 
-_EVENT_POSITIONS = {"@first": 0, "@last": -1}
+_EVENT_POSITIONS = {"first": 0, "last": -1}
 
 
 def _metric(run: Path, name: str):
     if name.startswith("tb/"):
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-        path, at, position = name.rpartition("@")
-        if f"@{position}" not in _EVENT_POSITIONS:
+        path, _, position = name.rpartition("@")
+        if position not in _EVENT_POSITIONS:
             raise SystemExit(f"report check {name!r}: allowed: tb/<stage>/<tag>@first or @last")
         _, stage, tag = path.split("/", 2)
         accumulator = EventAccumulator(str(run / "tb" / stage))
         accumulator.Reload()
-        return accumulator.Scalars(tag)[_EVENT_POSITIONS[f"@{position}"]].value
+        return accumulator.Scalars(tag)[_EVENT_POSITIONS[position]].value
     return json.loads((run / "metrics.json").read_text())[name]
 
 

@@ -146,16 +146,21 @@ def check_values(config: dict) -> None:
     _check_rollout_batches(config)
 
 
-def _check_rollout_batches(node: Any, prefix: str = "") -> None:
+def check_rollout_batch(batch_size: int, n_envs: int, n_steps: int, prefix: str = "") -> None:
     """A PPO minibatch must fit in one rollout of ``n_envs x n_steps`` transitions."""
+    rollout = n_envs * n_steps
+    if batch_size > rollout:
+        raise ConfigError(
+            f"{prefix}batch_size={batch_size} is not allowed; allowed: an integer "
+            f"<= {prefix}n_envs x {prefix}n_steps = {rollout} (one rollout)"
+        )
+
+
+def _check_rollout_batches(node: Any, prefix: str = "") -> None:
+    """``check_rollout_batch`` on every node that sets all three keys (experts, GAIL's PPO)."""
     if not isinstance(node, dict):
         return
     if all(_is_int(node.get(key)) for key in ("n_envs", "n_steps", "batch_size")):
-        rollout = node["n_envs"] * node["n_steps"]
-        if node["batch_size"] > rollout:
-            raise ConfigError(
-                f"{prefix}batch_size={node['batch_size']} is not allowed; allowed: an integer "
-                f"<= {prefix}n_envs x {prefix}n_steps = {rollout} (one rollout)"
-            )
+        check_rollout_batch(node["batch_size"], node["n_envs"], node["n_steps"], prefix)
     for key, value in node.items():
         _check_rollout_batches(value, f"{prefix}{key}.")

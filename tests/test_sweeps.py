@@ -184,7 +184,8 @@ def test_check_report_passes_a_matching_run_and_fails_a_miss(
     )
     lines = result.stdout.splitlines()
     assert len(lines) == 3, result.stdout + result.stderr
-    assert "train/bc_loss@first = 0.3" in result.stdout or failing != "train/bc_loss@first"
+    assert f"train/bc_loss@first = {epoch_losses[0]} " in result.stdout
+    assert f"train/bc_loss@last = {epoch_losses[-1]} " in result.stdout
     failed = [line for line in lines if line.startswith("FAIL")]
     if failing is None:
         assert result.returncode == 0 and not failed

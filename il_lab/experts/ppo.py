@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from il_lab.envs import EnvSpec, describe_space, descriptions_match
 from il_lab.errors import ConfigError
+from il_lab.validation import check_rollout_batch
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,7 @@ class PPOHyperparameters:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}={value!r} is not allowed; allowed: an integer >= 1")
-        if self.batch_size > self.n_envs * self.n_steps:
-            raise ConfigError(
-                f"batch_size={self.batch_size} is not allowed; allowed: an integer <= "
-                f"n_envs x n_steps = {self.n_envs * self.n_steps} (one rollout)"
-            )
+        check_rollout_batch(self.batch_size, self.n_envs, self.n_steps)
         if not self.net_arch or min(self.net_arch) < 1:
             raise ConfigError(
                 f"net_arch={list(self.net_arch)} is not allowed; "
