@@ -26,3 +26,15 @@ def fmt_reached(value: float | int | None, spec: str) -> str:
 def to_threshold(value: float | int | None) -> float:
     """A run that never reached the threshold counts as infinitely slow, so medians stay honest."""
     return float("inf") if value is None else float(value)
+
+
+def shipped_run(overrides: list[str], keys: list[str]) -> dict:
+    """The resolved ``keys`` of the config ``python run.py <overrides>`` composes."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return {key: OmegaConf.to_container(cfg[key], resolve=True) for key in keys}

@@ -1,6 +1,8 @@
 """Env construction: one ``EnvSpec`` says which gymnasium env a run uses and how to build it."""
 
 import difflib
+import os
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -8,6 +10,14 @@ import gymnasium as gym
 import numpy as np
 
 from il_lab.errors import ConfigError
+
+# MuJoCo renders headless only through EGL here (osmesa lacks its library, glfw needs a
+# display); it reads MUJOCO_GL when first imported, so this must precede any env construction.
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+# What to install for an env family whose dependency is missing, by entry-point module.
+EXTRAS = {"box2d": "gymnasium[box2d]", "mujoco": "gymnasium[mujoco]"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,16 @@ class EnvSpec:
 
     @cached_property
     def spaces(self) -> tuple[gym.Space, gym.Space]:
-        env = self.make()
+        try:
+            env = self.make()
+        except gym.error.DependencyNotInstalled as e:
+            entry = str(gym.spec(self.id).entry_point)
+            extra = next((pkg for family, pkg in EXTRAS.items() if family in entry), None)
+            install = f"pip install '{extra}'" if extra else "install its dependency"
+            raise ConfigError(
+                f"env.id={self.id!r} needs a package that is not installed; {install} "
+                f"({str(e).splitlines()[0]})"
+            ) from e
         try:
             return env.observation_space, env.action_space
         finally:
@@ -56,6 +75,10 @@ class EnvSpec:
     @property
     def action_space(self) -> gym.Space:
         return self.spaces[1]
+
+    @property
+    def uses_mujoco(self) -> bool:
+        return "mujoco" in str(gym.spec(self.id).entry_point)
 
     @property
     def obs_dim(self) -> int:

@@ -51,18 +51,15 @@ def run(cfg: DictConfig) -> float:
             expert, expert_hit = external_expert, False
             expert_id = {"file_sha256": _file_digest(Path(cfg.expert.path))}
         else:
-            expert_id = {
-                "env": _plain(cfg.env),
-                "expert": _plain(cfg.expert),
-                "seed": cfg.seed,
-            }
+            # The expert's own seed is inside cfg.expert: every learner seed imitates it.
+            expert_id = {"env": _plain(cfg.env), "expert": _plain(cfg.expert)}
             expert_path, expert_hit = cache.get_or_build(
                 "experts",
                 expert_id,
                 expert_trainer.file_suffix,
                 lambda tmp: expert_trainer.save(
                     expert_trainer.train(
-                        env, seed=cfg.seed, tb_dir=run_dir / "tb" / "expert", device=device
+                        env, seed=cfg.expert.seed, tb_dir=run_dir / "tb" / "expert", device=device
                     ),
                     tmp,
                 ),
@@ -162,7 +159,33 @@ def check_config(cfg: DictConfig) -> tuple[EnvSpec, object, Callable]:
     expert_trainer = instantiate(cfg.expert, _convert_="all")
     make_learner = instantiate(cfg.learner, _partial_=True, _convert_="all")
     _check_networks(cfg.learner, env)
+    _log_tuning(cfg, env)
     return env, expert_trainer, make_learner
+
+
+def _log_tuning(cfg: DictConfig, env: EnvSpec) -> None:
+    """Say which expert settings a run uses: a preset's tuned values, or general defaults."""
+    expert = HydraConfig.get().runtime.choices.get("expert")
+    if cfg.expert.path:
+        return
+    if cfg.get("tuned") is None:
+        if env.id != "CartPole-v1":  # the experts' general defaults are CartPole's
+            log.warning(
+                "no tuned %s settings exist for env.id=%s: general defaults (conf/expert/%s.yaml)",
+                expert,
+                env.id,
+                expert,
+            )
+    elif cfg.tuned.env_id != env.id:
+        log.warning(
+            "env.id=%s, but the tuned %s settings in use (%s) are for %s",
+            env.id,
+            expert,
+            cfg.tuned.name,
+            cfg.tuned.env_id,
+        )
+    else:
+        log.info("expert settings: conf/tuned/%s.yaml", cfg.tuned.name)
 
 
 def _expert_demonstrations(

@@ -36,7 +36,6 @@ _SIZES = (
     "a non-empty list of integers >= 1",
     lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(x) and x >= 1 for x in v),
 )
-
 RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     **{
         key: _int_at_least(1)
@@ -65,6 +64,8 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
             "idm_batch_size",
             "idm_gradient_steps",
             "n_disc_updates",
+            "buffer_size",
+            "train_freq",
         )
     },
     "seed": _int_at_least(0),
@@ -82,6 +83,10 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         lambda v: v is None or (_is_int(v) and v >= 1),
     ),
     "n_iterations": _int_at_least(0),
+    "learning_starts": _int_at_least(0),
+    "sde_sample_freq": ("an integer >= -1", lambda v: _is_int(v) and v >= -1),
+    "tau": ("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1),
+    "log_std_init": ("a number", _is_number),
     "bc_warm_start_steps": _int_at_least(0),
     "reward": _one_of("gail", "airl", "log_d"),
     "activation": _one_of("relu", "tanh", "gelu"),
@@ -98,7 +103,10 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "obs_norm": _one_of("per_dim", "shared", "none"),
     "clip_range": _POSITIVE,
     "max_grad_norm": _POSITIVE,
-    "ent_coef": _NON_NEGATIVE,
+    "ent_coef": (
+        "a number >= 0 (SAC also: auto or auto_<initial value>)",
+        lambda v: (_is_number(v) and v >= 0) or (isinstance(v, str) and v.startswith("auto")),
+    ),
     "vf_coef": _NON_NEGATIVE,
     "weight_decay": _NON_NEGATIVE,
     "gamma": _UNIT,
@@ -107,6 +115,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "val_fraction": _FRACTION,
     "hidden_sizes": _SIZES,
     "net_arch": _SIZES,
+    "vf_net_arch": ("null (as net_arch) or " + _SIZES[0], lambda v: v is None or _SIZES[1](v)),
     "device": _one_of("auto", "cpu", "cuda"),
     **{
         key: _BOOL
@@ -118,6 +127,8 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
             "normalize_reward",
             "train_on_true_reward",
             "warm_start",
+            "ortho_init",
+            "use_sde",
         )
     },
 }

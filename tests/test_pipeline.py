@@ -75,8 +75,12 @@ def test_second_run_reuses_the_cache_and_same_seed_gives_same_numbers(tmp_path):
         for key in METRICS_KEYS:
             if not key.startswith("timing/") and not key.endswith("cache_hit"):
                 assert other[key] == first[key], key
+    # One expert per env: another learner seed imitates the same expert on other demonstrations.
     other_seed = run_pipeline(tmp_path, ["learner=mlp_bc", "seed=1"], name="seed1")
-    assert not other_seed["expert/cache_hit"]
+    assert other_seed["expert/cache_hit"] and not other_seed["demos/cache_hit"]
+    # The old protocol, one expert per seed, is one override away.
+    per_seed = run_pipeline(tmp_path, ["learner=mlp_bc", "seed=1", "expert.seed=${seed}"], "own")
+    assert not per_seed["expert/cache_hit"]
 
 
 def test_users_own_demonstrations_and_expert(tmp_path):

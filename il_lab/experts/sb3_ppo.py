@@ -1,32 +1,27 @@
-"""Stable-Baselines3 PPO (Schulman et al. 2017) as the expert, with rl-zoo's tuned defaults.
+"""Stable-Baselines3 PPO (Schulman et al. 2017) as the expert.
 
-The trained ``PPO`` model is itself a ``Policy`` (SB3's ``predict``), so no adapter is needed.
+The general defaults (``conf/expert/sb3_ppo.yaml``) are rl-zoo's tuned CartPole-v1 values; the
+presets' tuned values for other envs come from ``conf/tuned/<env>_sb3_ppo.yaml``.
 """
 
-import warnings
 from pathlib import Path
 
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.base_class import BaseAlgorithm
 
-from il_lab.envs import EnvSpec, spaces_match
-from il_lab.errors import ConfigError
-
-
-def linear_schedule(initial: float):
-    """SB3 schedules get the progress remaining, 1 at the start and 0 at the end."""
-
-    def schedule(progress_remaining: float) -> float:
-        return progress_remaining * initial
-
-    return schedule
+from il_lab.envs import EnvSpec
+from il_lab.experts.sb3 import (
+    NormalizedPolicy,
+    SB3Expert,
+    activation_class,
+    linear_schedule,
+    make_training_env,
+    train_model,
+)
 
 
-class SB3PPOExpert:
-    file_suffix = ".zip"
-
+class SB3PPOExpert(SB3Expert):
     def __init__(
         self,
         *,
@@ -44,16 +39,23 @@ class SB3PPOExpert:
         vf_coef: float,
         max_grad_norm: float,
         net_arch: list[int],
+        vf_net_arch: list[int] | None = None,
+        activation: str = "tanh",
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
         normalize_obs: bool = False,
+        normalize_reward: bool = False,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        seed: int = 0,
         path: str | None = None,
     ) -> None:
-        if normalize_obs:
-            raise ConfigError(
-                "expert.normalize_obs=true is not supported by expert=sb3_ppo "
-                "(VecNormalize statistics would live outside the model); allowed: false"
-            )
+        vf_net_arch = net_arch if vf_net_arch is None else vf_net_arch
         self.total_env_steps = total_env_steps
         self.n_envs = n_envs
+        self.normalize_obs = normalize_obs
+        self.normalize_reward = normalize_reward
+        self.gamma = gamma
         self.ppo_kwargs = dict(
             n_steps=n_steps,
             batch_size=batch_size,
@@ -65,40 +67,23 @@ class SB3PPOExpert:
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             max_grad_norm=max_grad_norm,
-            policy_kwargs={"net_arch": list(net_arch)},
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            policy_kwargs={
+                "net_arch": {"pi": list(net_arch), "vf": list(vf_net_arch)},
+                "activation_fn": activation_class(activation),
+                "ortho_init": ortho_init,
+                "log_std_init": log_std_init,
+            },
         )
+        self.seed = seed
         self.path = path
 
-    def train(self, env: EnvSpec, *, seed: int, tb_dir: Path, device: torch.device) -> PPO:
-        venv = make_vec_env(env.id, n_envs=self.n_envs, seed=seed, env_kwargs=env.make_kwargs)
+    def train(
+        self, env: EnvSpec, *, seed: int, tb_dir: Path, device: torch.device
+    ) -> BaseAlgorithm | NormalizedPolicy:
+        venv = make_training_env(
+            env, self.n_envs, seed, self.normalize_obs, self.normalize_reward, self.gamma
+        )
         model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=0, **self.ppo_kwargs)
-        # SB3's own logger, pointed at the stage folder: no PPO_1/ sub-folders.
-        model.set_logger(configure(str(tb_dir), ["tensorboard"]))
-        with warnings.catch_warnings():  # SB3's bar is tqdm.rich, which calls itself experimental
-            warnings.filterwarnings("ignore", message="rich is experimental")
-            model.learn(total_timesteps=self.total_env_steps, progress_bar=True)
-        venv.close()
-        return model
-
-    def save(self, model: PPO, path: Path) -> None:
-        model.save(path)
-
-    def load(
-        self, path: str | Path, env: EnvSpec, device: torch.device, key: str = "expert.path"
-    ) -> PPO:
-        """Load an SB3 PPO ``.zip`` and check its spaces against ``env``."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{key}={str(path)!r} does not exist; allowed: an SB3 PPO .zip file")
-        try:
-            model = PPO.load(path, device=device)
-        except Exception as e:  # SB3 raises many kinds for a bad zip
-            raise ConfigError(f"{key}={str(path)!r} is not a loadable SB3 PPO model ({e})") from e
-        for name, ours in (("observation", env.observation_space), ("action", env.action_space)):
-            theirs = getattr(model, f"{name}_space")
-            if not spaces_match(theirs, ours):
-                raise ConfigError(
-                    f"{key}={str(path)!r} was trained with {name} space {theirs}, "
-                    f"but env.id={env.id!r} has {ours}"
-                )
-        return model
+        return train_model(model, venv, self.total_env_steps, tb_dir)

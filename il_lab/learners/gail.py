@@ -49,7 +49,6 @@ training unless that switch is set.
 """
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,9 +62,10 @@ from torch.utils.tensorboard import SummaryWriter
 from il_lab.data import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
-from il_lab.experts.ppo import PPOHyperparameters, PPOPolicy, PPOTrainer
 from il_lab.learners.supervised import fit
 from il_lab.networks import MLPNet
+from il_lab.normalization import RunningMeanStd
+from il_lab.rl import PPOHyperparameters, PPOPolicy, PPOTrainer
 
 log = logging.getLogger(__name__)
 
@@ -167,45 +167,6 @@ class Discriminator(nn.Module):
         return self.logits(self.encode(obs, acts))
 
 
-class RunningScale:
-    """Running variance of a stream of scalars (parallel merge of batch statistics)."""
-
-    def __init__(self) -> None:
-        self.count, self.mean, self.var = 0, 0.0, 1.0
-
-    def update(self, values: torch.Tensor) -> None:
-        n = values.numel()
-        if n == 0:
-            return
-        batch_mean, batch_var = values.double().mean().item(), values.double().var(False).item()
-        total = self.count + n
-        delta = batch_mean - self.mean
-        m2 = self.var * self.count + batch_var * n + delta**2 * self.count * n / total
-        self.mean += delta * n / total
-        self.var, self.count = m2 / total, total
-
-    @property
-    def std(self) -> float:
-        return math.sqrt(self.var) + 1e-8
-
-
-class _LogLikelihoodHead:
-    """BC's loss for a ``PPOPolicy``'s actor outputs: the actions' negative log-likelihood."""
-
-    def __init__(self, policy: PPOPolicy) -> None:
-        self.policy = policy
-
-    def loss(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        if self.policy.discrete:
-            return F.cross_entropy(params, actions.long() - self.policy.action_start)
-        return -self.policy.log_prob_of_mean(params, actions.flatten(1).float()).mean()
-
-    def accuracy(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor | None:
-        if not self.policy.discrete:
-            return None
-        return (params.argmax(-1) == actions.long() - self.policy.action_start).float().mean()
-
-
 class _ActorAsBCPolicy(nn.Module):
     """A ``PPOPolicy``'s actor as ``supervised.fit`` sees a policy: windows of one raw frame
     in, the action distribution's parameters out, ``head.loss`` the negative log-likelihood."""
@@ -213,14 +174,14 @@ class _ActorAsBCPolicy(nn.Module):
     def __init__(self, policy: PPOPolicy) -> None:
         super().__init__()
         self.policy = policy
-        self.head = _LogLikelihoodHead(policy)
+        self.head = policy.head
 
     @property
     def device(self) -> torch.device:
         return self.policy.device
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return self.policy.actor(self.policy.normalize(windows[:, -1]))
+        return self.policy.action_params(self.policy.normalize(windows[:, -1]))
 
 
 class GAIL:
@@ -322,7 +283,7 @@ class GAIL:
             self.discriminator.parameters(), lr=discriminator.learning_rate
         )
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.reward_scale = RunningScale()
+        self.reward_scale = RunningMeanStd()
         self._policy_obs: list[torch.Tensor] = []  # the generator's pairs since the last update
         self._policy_acts: list[torch.Tensor] = []
         self._disc_steps = 0
@@ -351,7 +312,7 @@ class GAIL:
         if not self.normalize_reward:
             return rewards
         self.reward_scale.update(rewards)
-        return rewards / self.reward_scale.std
+        return self.reward_scale.scale(rewards)
 
     # the discriminator -----------------------------------------------------------------------
 

@@ -1,4 +1,11 @@
-"""Action heads, chosen per action space: categorical for Discrete, Gaussian for Box."""
+"""Action heads, chosen per action space: categorical for Discrete, Gaussian for Box.
+
+BC uses ``loss``/``act``; our PPO (``il_lab.rl``) also samples with its own generator and needs
+log-probabilities and entropies. Actions are in the env's terms: Discrete indices include the
+space's ``start``; Box actions are unclipped until ``to_env`` clips them to the bounds.
+"""
+
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +25,22 @@ class ActionHead(nn.Module):
 
     def accuracy(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor | None:
         return None
+
+    def log_prob(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities ``(batch,)`` of ``actions``."""
+        raise NotImplementedError
+
+    def entropy(self, params: torch.Tensor) -> torch.Tensor:
+        """Entropies ``(batch,)`` of the distributions."""
+        raise NotImplementedError
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Unclipped samples, drawn from ``generator``."""
+        raise NotImplementedError
+
+    def to_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """What an env accepts (Box: clipped to the bounds, in the space's shape)."""
+        return actions
 
 
 class CategoricalHead(ActionHead):
@@ -45,6 +68,18 @@ class CategoricalHead(ActionHead):
     def accuracy(self, logits, actions):
         return (logits.argmax(-1) == actions.long() - self.start).float().mean()
 
+    def log_prob(self, logits, actions):
+        index = (actions.long() - self.start)[:, None]
+        return logits.log_softmax(-1).gather(-1, index).squeeze(-1)
+
+    def entropy(self, logits):
+        log_probs = logits.log_softmax(-1)
+        return -(log_probs.exp() * log_probs).sum(-1)
+
+    def sample(self, logits, generator):
+        index = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+        return index + self.start
+
 
 class GaussianHead(ActionHead):
     """Diagonal Gaussian with a state-independent log-std; negative log-likelihood loss.
@@ -52,12 +87,12 @@ class GaussianHead(ActionHead):
     Deterministic actions are the mean; every action is clipped to the space's bounds.
     """
 
-    def __init__(self, in_dim: int, space: gym.spaces.Box) -> None:
+    def __init__(self, in_dim: int, space: gym.spaces.Box, log_std_init: float = 0.0) -> None:
         super().__init__()
         self.shape = space.shape
         dim = int(np.prod(space.shape))
         self.mean = nn.Linear(in_dim, dim)
-        self.log_std = nn.Parameter(torch.zeros(dim))
+        self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
         self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32).flatten())
         self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32).flatten())
 
@@ -68,16 +103,31 @@ class GaussianHead(ActionHead):
         return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
 
     def loss(self, mean, actions):
-        return -self._dist(mean).log_prob(actions.flatten(1).float()).sum(-1).mean()
+        return -self.log_prob(mean, actions).mean()
 
     def act(self, mean, deterministic):
         action = mean if deterministic else self._dist(mean).sample()
-        return torch.clamp(action, self.low, self.high).reshape(-1, *self.shape)
+        return self.to_env(action)
+
+    def log_prob(self, mean, actions):
+        z = (actions.flatten(1).float() - mean) / self.log_std.exp()
+        return (-0.5 * z**2 - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self, mean):
+        per_dim = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
+        return per_dim.sum().expand(mean.shape[0])
+
+    def sample(self, mean, generator):
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        return mean + self.log_std.exp() * noise
+
+    def to_env(self, actions):
+        return torch.clamp(actions.flatten(1), self.low, self.high).reshape(-1, *self.shape)
 
 
-def make_head(action_space: gym.Space, in_dim: int) -> ActionHead:
+def make_head(action_space: gym.Space, in_dim: int, log_std_init: float = 0.0) -> ActionHead:
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalHead(in_dim, int(action_space.n), int(action_space.start))
     if isinstance(action_space, gym.spaces.Box):
-        return GaussianHead(in_dim, action_space)
+        return GaussianHead(in_dim, action_space, log_std_init)
     raise TypeError(f"no action head for {action_space}; allowed: Discrete, Box")

@@ -1,0 +1,203 @@
+"""Stable-Baselines3 models as experts: train, save with normalization, load any algorithm.
+
+What the SB3 experts (``sb3_ppo``, ``sb3_sac``) share:
+
+- ``train_model`` runs SB3's ``learn`` with SB3's own TensorBoard logger pointed at the stage
+  folder, on a ``VecEnv`` that is wrapped in ``VecNormalize`` when the config asks for
+  observation or reward normalization (rl-zoo's ``normalize: true``).
+- ``save_model`` writes SB3's own ``.zip`` and, when observations were normalized, adds the
+  frozen statistics to the same archive as ``il_lab_obs_normalization.json``; SB3's loader
+  ignores that entry, so the file stays a plain SB3 model for SB3's tools.
+- ``load_model`` reads the algorithm from the archive (the policy class's module names it:
+  ``stable_baselines3.sac.policies`` is SAC), so ``expert.path`` takes a model of any SB3
+  algorithm (PPO, A2C, DQN, SAC, TD3, DDPG; sb3-contrib's TQC), checks its spaces against the
+  env, and wraps it in ``NormalizedPolicy`` when the archive carries statistics.
+"""
+
+import importlib
+import json
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from torch import nn
+
+from il_lab.envs import EnvSpec, spaces_match
+from il_lab.errors import ConfigError
+
+NORMALIZATION_ENTRY = "il_lab_obs_normalization.json"
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
+# The algorithm behind each policy module a model file names. PPO and A2C share SB3's
+# ActorCriticPolicy (told apart by PPO's n_epochs); DDPG is TD3 with other settings and
+# acts through the same policy class, so TD3 loads it.
+POLICY_MODULES = {
+    "stable_baselines3.dqn.policies": ("stable_baselines3", "DQN"),
+    "stable_baselines3.sac.policies": ("stable_baselines3", "SAC"),
+    "stable_baselines3.td3.policies": ("stable_baselines3", "TD3"),
+    "sb3_contrib.tqc.policies": ("sb3_contrib", "TQC"),
+}
+ALLOWED = "PPO, A2C, DQN, SAC, TD3, DDPG (stable-baselines3) or TQC (sb3-contrib)"
+
+
+def linear_schedule(initial: float):
+    """SB3 schedules get the progress remaining, 1 at the start and 0 at the end."""
+
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * initial
+
+    return schedule
+
+
+def activation_class(name: str) -> type[nn.Module]:
+    if name not in ACTIVATIONS:
+        raise ConfigError(
+            f"expert.activation={name!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[name]
+
+
+class NormalizedPolicy:
+    """An SB3 model that acts on observations normalized with frozen statistics; a ``Policy``.
+
+    The statistics are ``VecNormalize``'s at the end of training, applied exactly as
+    ``VecNormalize.normalize_obs`` does, so the env stays the plain env.
+    """
+
+    def __init__(
+        self, model: BaseAlgorithm, mean: np.ndarray, var: np.ndarray, clip: float, epsilon: float
+    ) -> None:
+        self.model = model
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.var = np.asarray(var, dtype=np.float64)
+        self.clip = float(clip)
+        self.epsilon = float(epsilon)
+        self.observation_space = model.observation_space
+        self.action_space = model.action_space
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        scaled = (np.asarray(obs, dtype=np.float64) - self.mean) / np.sqrt(self.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
+        return self.model.predict(self.normalize(observation), state, episode_start, deterministic)
+
+    def statistics(self) -> dict:
+        return {
+            "mean": self.mean.tolist(),
+            "var": self.var.tolist(),
+            "clip": self.clip,
+            "epsilon": self.epsilon,
+        }
+
+
+def make_training_env(
+    env: EnvSpec, n_envs: int, seed: int, normalize_obs: bool, normalize_reward: bool, gamma: float
+) -> VecEnv:
+    venv = make_vec_env(env.id, n_envs=n_envs, seed=seed, env_kwargs=env.make_kwargs)
+    if normalize_obs or normalize_reward:
+        venv = VecNormalize(venv, norm_obs=normalize_obs, norm_reward=normalize_reward, gamma=gamma)
+    return venv
+
+
+def train_model(
+    model: BaseAlgorithm, venv: VecEnv, total_env_steps: int, tb_dir: Path
+) -> BaseAlgorithm | NormalizedPolicy:
+    """Train ``model`` on ``venv``; return it, wrapped when its observations were normalized."""
+    model.set_logger(configure(str(tb_dir), ["tensorboard"]))  # no PPO_1/ sub-folders
+    with warnings.catch_warnings():  # SB3's bar is tqdm.rich, which calls itself experimental
+        warnings.filterwarnings("ignore", message="rich is experimental")
+        model.learn(total_timesteps=total_env_steps, progress_bar=True)
+    venv.close()
+    if isinstance(venv, VecNormalize) and venv.norm_obs:
+        rms = venv.obs_rms
+        return NormalizedPolicy(model, rms.mean, rms.var, venv.clip_obs, venv.epsilon)
+    return model
+
+
+def save_model(policy: BaseAlgorithm | NormalizedPolicy, path: Path) -> None:
+    """SB3's ``.zip``, plus the normalization statistics inside the same archive."""
+    model = policy.model if isinstance(policy, NormalizedPolicy) else policy
+    path = Path(path)
+    # SB3 appends ".zip" to a name without it; write to the exact name asked for.
+    model.save(path)
+    written = path if path.suffix == ".zip" else path.with_name(path.name + ".zip")
+    if written != path:
+        written.replace(path)
+    if isinstance(policy, NormalizedPolicy):
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(NORMALIZATION_ENTRY, json.dumps(policy.statistics()))
+
+
+def algorithm_of(path: Path, key: str) -> type[BaseAlgorithm]:
+    """The SB3 algorithm class that wrote ``path``, read from the archive's ``data`` entry."""
+    where = f"{key}={str(path)!r}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        module = data["policy_class"]["__module__"]  # e.g. stable_baselines3.sac.policies
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, TypeError) as e:
+        raise ConfigError(f"{where} is not an SB3 model .zip ({type(e).__name__}: {e})") from e
+    if module == "stable_baselines3.common.policies":
+        package, cls = "stable_baselines3", "PPO" if "n_epochs" in data else "A2C"
+    elif module in POLICY_MODULES:
+        package, cls = POLICY_MODULES[module]
+    else:
+        raise ConfigError(f"{where} has a policy from {module!r}; allowed: a model of {ALLOWED}")
+    try:
+        return getattr(importlib.import_module(package), cls)
+    except ImportError as e:
+        raise ConfigError(f"{where} is a {cls} model; install {package} to load it") from e
+
+
+def load_model(
+    path: str | Path, env: EnvSpec, device: torch.device, key: str = "expert.path"
+) -> BaseAlgorithm | NormalizedPolicy:
+    """Load an SB3 ``.zip`` of any algorithm, check its spaces against ``env``."""
+    path = Path(path)
+    where = f"{key}={str(path)!r}"
+    if not path.is_file():
+        raise ConfigError(f"{where} does not exist; allowed: an SB3 model .zip file")
+    algorithm = algorithm_of(path, key)
+    try:
+        model = algorithm.load(path, device=device)
+    except Exception as e:  # SB3 raises many kinds for a bad zip
+        raise ConfigError(f"{where} is not a loadable SB3 {algorithm.__name__} model ({e})") from e
+    for name, ours in (("observation", env.observation_space), ("action", env.action_space)):
+        theirs = getattr(model, f"{name}_space")
+        if not spaces_match(theirs, ours):
+            raise ConfigError(
+                f"{where} was trained with {name} space {theirs}, "
+                f"but env.id={env.id!r} has {ours}"
+            )
+    with zipfile.ZipFile(path) as archive:
+        if NORMALIZATION_ENTRY not in archive.namelist():
+            return model
+        stats = json.loads(archive.read(NORMALIZATION_ENTRY))
+    return NormalizedPolicy(model, stats["mean"], stats["var"], stats["clip"], stats["epsilon"])
+
+
+class SB3Expert:
+    """What every SB3 expert shares: its file suffix, ``save`` and ``load``."""
+
+    file_suffix = ".zip"
+
+    def save(self, policy: BaseAlgorithm | NormalizedPolicy, path: Path) -> None:
+        save_model(policy, path)
+
+    def load(
+        self, path: str | Path, env: EnvSpec, device: torch.device, key: str = "expert.path"
+    ) -> BaseAlgorithm | NormalizedPolicy:
+        return load_model(path, env, device, key)
