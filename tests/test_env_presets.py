@@ -1,0 +1,216 @@
+"""Env presets beyond CartPole: composition, tuned experts, smoke runs, expert files, deps."""
+
+import logging
+import subprocess
+import sys
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from conftest import CONF, ROOT, compose_config, run_pipeline
+from hydra.utils import instantiate
+
+from il_lab import pipeline
+from il_lab.envs import EnvSpec
+from il_lab.errors import ConfigError
+from il_lab.experts.sb3 import NormalizedPolicy, load_model
+from il_lab.rl import PPOPolicy
+
+CPU = torch.device("cpu")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+PRESETS = {
+    "cartpole": "CartPole-v1",
+    "lunarlander": "LunarLander-v3",
+    "lunarlander_continuous": "LunarLanderContinuous-v3",
+    "pendulum": "Pendulum-v1",
+    "hopper": "Hopper-v5",
+    "halfcheetah": "HalfCheetah-v5",
+    "walker2d": "Walker2d-v5",
+}
+
+
+def test_every_documented_preset_exists():
+    assert set(options("env")) == set(PRESETS)
+
+
+@pytest.mark.parametrize("env", sorted(PRESETS))
+@pytest.mark.parametrize("expert", ["sb3_ppo", "ppo", "sb3_sac"])
+def test_every_preset_composes_with_every_expert_and_learner(env, expert):
+    for learner in options("learner"):
+        cfg = compose_config([f"env={env}", f"expert={expert}", f"learner={learner}"])
+        assert cfg.env.id == PRESETS[env]
+        spec, trainer, make_learner = pipeline.check_config(cfg)
+        assert spec.id == PRESETS[env] and callable(make_learner)
+        assert trainer.file_suffix in {".zip", ".pt"}
+        if cfg.tuned is not None:  # a tuned file always names the env it was tuned for
+            assert cfg.tuned.env_id == PRESETS[env]
+            assert cfg.tuned.name == f"{env}_{expert}"
+
+
+def test_ppo_presets_are_tuned_for_both_ppos():
+    for env in set(PRESETS) - {"cartpole"}:  # CartPole's values are the general defaults
+        for expert in ("sb3_ppo", "ppo"):
+            assert (CONF / "tuned" / f"{env}_{expert}.yaml").is_file(), (env, expert)
+
+
+def test_specialization_picks_tuned_values_and_an_override_still_wins():
+    tuned = compose_config(["env=hopper", "expert=sb3_ppo"])
+    assert tuned.tuned.name == "hopper_sb3_ppo"
+    assert tuned.expert.learning_rate == pytest.approx(9.80828e-05)  # rl-zoo's Hopper-v4
+    assert (tuned.expert.n_envs, tuned.expert.normalize_obs, tuned.expert.log_std_init) == (
+        1,
+        True,
+        -2,
+    )
+    assert tuned.budget.expert_env_steps == 1_000_000
+    ours = compose_config(["env=hopper", "expert=ppo"])
+    assert ours.tuned.name == "hopper_ppo" and ours.expert.normalize_reward is True
+    overridden = compose_config(
+        ["env=hopper", "expert=sb3_ppo", "expert.learning_rate=0.001", "budget.expert_env_steps=7"]
+    )
+    assert overridden.expert.learning_rate == 0.001
+    assert overridden.expert.total_env_steps == 7
+    assert overridden.expert.n_steps == 512  # the rest stays tuned
+    general = compose_config(["env=cartpole", "expert=sb3_ppo"])
+    assert general.tuned is None and general.expert.n_steps == 32
+
+
+def test_an_env_without_a_preset_runs_on_general_defaults_and_says_so(caplog):
+    cfg = compose_config(["env.id=Acrobot-v1"])
+    with caplog.at_level(logging.WARNING, logger="il_lab.pipeline"):
+        pipeline.check_config(cfg)
+    assert "no tuned sb3_ppo settings exist for env.id=Acrobot-v1" in caplog.text
+    caplog.clear()
+    cfg = compose_config(["env=hopper", "env.id=Walker2d-v5"])
+    with caplog.at_level(logging.WARNING, logger="il_lab.pipeline"):
+        pipeline.check_config(cfg)
+    assert "are for Hopper-v5" in caplog.text
+
+
+# One smoke run per preset, each expert's continuous and discrete paths among them; episodes
+# capped at 60 steps so the MuJoCo ones take seconds.
+SMOKE = [
+    ("pendulum", "sb3_ppo"),  # gSDE
+    ("lunarlander", "ppo"),
+    ("lunarlander_continuous", "sb3_ppo"),
+    ("hopper", "ppo"),  # reward normalization, ReLU, no ortho init
+    ("halfcheetah", "sb3_ppo"),  # VecNormalize statistics inside the zip
+    ("walker2d", "ppo"),
+]
+
+
+@pytest.mark.parametrize(("env", "expert"), SMOKE)
+def test_smoke_run_of_each_preset_writes_metrics_and_a_video(tmp_path, env, expert):
+    metrics = run_pipeline(
+        tmp_path, [f"env={env}", f"expert={expert}", "learner=mlp_bc", "env.max_episode_steps=60"]
+    )
+    assert metrics["env"] == PRESETS[env]
+    assert len(metrics["learner/eval/returns"]) == 2
+    assert np.isfinite(metrics["learner/eval/normalized_score"])
+    (video,) = (tmp_path / "run" / "videos").glob("*.mp4")
+    reader = imageio.get_reader(video)
+    assert 1 < reader.count_frames() <= 61  # the reset frame and one per step (Hopper may fall)
+    assert reader.get_data(0).std() > 0  # a rendered scene, not a blank frame
+
+
+def test_sb3_normalization_statistics_travel_inside_the_zip(tmp_path):
+    cfg = compose_config(["env=pendulum", "expert=sb3_ppo", "expert.normalize_obs=true"])
+    trainer = instantiate(cfg.expert, total_env_steps=1024, n_envs=2, n_steps=256, use_sde=False)
+    env = EnvSpec("Pendulum-v1")
+    policy = trainer.train(env, seed=0, tb_dir=tmp_path / "tb", device=CPU)
+    assert isinstance(policy, NormalizedPolicy) and np.any(policy.mean != 0)
+    trainer.save(policy, tmp_path / "expert.zip")
+    loaded = load_model(tmp_path / "expert.zip", env, CPU)
+    assert isinstance(loaded, NormalizedPolicy)
+    np.testing.assert_array_equal(loaded.var, policy.var)
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], policy.predict(obs)[0])
+    # Without its statistics the model acts differently: they are really in use.
+    raw_actions = loaded.model.predict(obs, deterministic=True)[0]
+    assert not np.array_equal(raw_actions, policy.predict(obs)[0])
+
+
+def test_our_ppo_normalization_survives_save_and_load(tmp_path):
+    cfg = compose_config(["env=hopper", "expert=ppo"])
+    trainer = instantiate(cfg.expert, total_env_steps=1024, n_steps=256)
+    env = EnvSpec("Hopper-v5")
+    policy = trainer.train(env, seed=0, tb_dir=tmp_path / "tb", device=CPU)
+    trainer.save(policy, tmp_path / "expert.pt")
+    loaded = PPOPolicy.load(tmp_path / "expert.pt", env, CPU)
+    assert loaded.obs_rms.count > 1000 and (loaded.activation, loaded.ortho_init) == ("relu", False)
+    obs = np.random.default_rng(0).normal(size=(16, 11)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], policy.predict(obs)[0])
+
+
+def test_expert_path_takes_any_sb3_algorithm_and_refuses_a_mismatch(tmp_path):
+    env = EnvSpec("Pendulum-v1")
+    sac = instantiate(
+        compose_config(["env=pendulum", "expert=sb3_sac"]).expert,
+        total_env_steps=150,
+        learning_starts=100,
+    )
+    sac.save(sac.train(env, seed=0, tb_dir=tmp_path / "tb", device=CPU), tmp_path / "sac.zip")
+    # Loaded through the PPO expert's loader: the algorithm is read from the file.
+    ppo_trainer = instantiate(compose_config(["env=pendulum"]).expert)
+    model = ppo_trainer.load(tmp_path / "sac.zip", env, CPU)
+    assert type(model).__name__ == "SAC"
+    actions, _ = model.predict(np.zeros((4, 3), dtype=np.float32))
+    assert actions.shape == (4, 1)
+
+    cartpole = EnvSpec("CartPole-v1")
+    ppo = instantiate(compose_config([]).expert, total_env_steps=256)
+    ppo.save(ppo.train(cartpole, seed=0, tb_dir=tmp_path / "tb2", device=CPU), tmp_path / "p.zip")
+    assert type(load_model(tmp_path / "p.zip", cartpole, CPU)).__name__ == "PPO"
+    with pytest.raises(ConfigError, match="expert.path=.*observation space.*Pendulum-v1"):
+        load_model(tmp_path / "p.zip", env, CPU)
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="is not an SB3 model .zip"):
+        load_model(tmp_path / "junk.zip", env, CPU)
+
+
+def test_a_missing_env_dependency_is_refused_in_one_line(tmp_path):
+    """Box2D made unimportable for real: gymnasium's own import guard raises, we refuse."""
+    code = (
+        "import sys, runpy; sys.modules['Box2D'] = None; "
+        f"sys.argv = ['run.py', 'env=lunarlander', 'paths.cache_dir={tmp_path}/cache', "
+        f"'hydra.run.dir={tmp_path}/run']; "
+        f"runpy.run_path({str(ROOT / 'run.py')!r}, run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() + result.stdout.splitlines() if line]
+    refusal = [line for line in errors if "env.id='LunarLander-v3'" in line]
+    assert len(refusal) == 1 and "pip install 'gymnasium[box2d]'" in refusal[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_sweep_over_seeds_imitates_one_expert(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "-m",
+            "debug=smoke",
+            "learner=mlp_bc",
+            "video.enabled=false",
+            "seed=0,1,2",
+            f"paths.cache_dir={tmp_path}/cache",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "cache" / "experts").glob("*.zip"))) == 1
+    assert len(list((tmp_path / "cache" / "demos").glob("*.npz"))) == 3
