@@ -106,12 +106,7 @@ def run(cfg: DictConfig) -> float:
             score,
         )
 
-    with _timed(timings, "video"):
-        if cfg.video.enabled:
-            video = run_dir / "videos" / f"{choices.learner}.mp4"
-            frames = record_episode(policy, env, video, seeds[0], cfg.video.fps, cfg.video.gif)
-            log.info("video: %s (%d frames)", video, frames)
-
+    # Results first: the video is decoration, and a render failure must not lose the run.
     final = {
         "eval/return_mean": learner_eval.mean,
         "eval/return_std": learner_eval.std,
@@ -119,32 +114,56 @@ def run(cfg: DictConfig) -> float:
     }
     write_hparams(learner_writer, _hyperparameters(cfg, choices), final)
     learner_writer.close()
+    results = {
+        "env": env.id,
+        "expert": choices.expert,
+        "learner": choices.learner,
+        "seed": cfg.seed,
+        "expert/eval/return_mean": expert_eval.mean,
+        "random/eval/return_mean": random_eval.mean,
+        "learner/eval/return_mean": learner_eval.mean,
+        "learner/eval/return_std": learner_eval.std,
+        "learner/eval/returns": learner_eval.returns,
+        "learner/eval/normalized_score": score,
+        "expert/cache_hit": expert_hit,
+        "demos/cache_hit": demos_hit,
+        "demos/n_episodes": len(demos),
+        "demos/n_transitions": n_transitions,
+        "learner/env_steps": learner.env_steps,
+        "learner/expert_queries": learner.expert_queries,
+        "learner/gradient_steps": learner.gradient_steps,
+    }
+    timings["video"] = None  # not measured yet: rewritten below once the video is done
+    _write_results(run_dir, results, timings, started)
+
+    with _timed(timings, "video"):
+        if cfg.video.enabled:
+            video = run_dir / "videos" / f"{choices.learner}.mp4"
+            try:
+                frames = record_episode(policy, env, video, seeds[0], cfg.video.fps, cfg.video.gif)
+                log.info("video: %s (%d frames)", video, frames)
+            except Exception as error:  # any render or encoder failure: the results stand
+                video.unlink(missing_ok=True)  # no half-written file that looks like a video
+                log.warning("no video (%s: %s); the results are kept", type(error).__name__, error)
+    _write_results(run_dir, results, timings, started)
+    log.info("run folder: %s (%.1f s)", run_dir, timings["total"])
+    return score
+
+
+def _write_results(
+    run_dir: Path, results: dict, timings: dict[str, float | None], started: float
+) -> None:
     timings["total"] = time.perf_counter() - started
     write_metrics_json(
         run_dir / "metrics.json",
         {
-            "env": env.id,
-            "expert": choices.expert,
-            "learner": choices.learner,
-            "seed": cfg.seed,
-            "expert/eval/return_mean": expert_eval.mean,
-            "random/eval/return_mean": random_eval.mean,
-            "learner/eval/return_mean": learner_eval.mean,
-            "learner/eval/return_std": learner_eval.std,
-            "learner/eval/returns": learner_eval.returns,
-            "learner/eval/normalized_score": score,
-            "expert/cache_hit": expert_hit,
-            "demos/cache_hit": demos_hit,
-            "demos/n_episodes": len(demos),
-            "demos/n_transitions": n_transitions,
-            "learner/env_steps": learner.env_steps,
-            "learner/expert_queries": learner.expert_queries,
-            "learner/gradient_steps": learner.gradient_steps,
-            **{f"timing/{stage}_s": round(seconds, 3) for stage, seconds in timings.items()},
+            **results,
+            **{
+                f"timing/{stage}_s": None if seconds is None else round(seconds, 3)
+                for stage, seconds in timings.items()
+            },
         },
     )
-    log.info("run folder: %s (%.1f s)", run_dir, timings["total"])
-    return score
 
 
 def check_config(cfg: DictConfig) -> tuple[EnvSpec, object, Callable]:
