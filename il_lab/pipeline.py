@@ -16,8 +16,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import il_lab.resolvers  # noqa: F401  (registers the run-folder resolver)
-from il_lab.cache import ArtifactCache, content_key
-from il_lab.data import Trajectory, cap_transitions, load_trajectories, save_trajectories
+from il_lab.cache import ArtifactCache, content_key, library_versions
+from il_lab.data import (
+    FORMAT_VERSION,
+    Trajectory,
+    cap_transitions,
+    load_trajectories,
+    save_trajectories,
+)
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate, normalized_score
 from il_lab.metrics import stage_writer, write_hparams, write_metrics_json
@@ -27,6 +33,12 @@ from il_lab.validation import check_values
 from il_lab.video import record_episode
 
 log = logging.getLogger(__name__)
+
+# Versions of the code that builds each cached artifact: bump one when that code's output changes
+# (a new rollout rule, a new training step), and the cache rebuilds instead of serving the old
+# artifact. An expert class may declare its own ``BUILD_VERSION`` and ``FILE_FORMAT_VERSION``.
+EXPERT_BUILD_VERSION = 1
+DEMOS_BUILD_VERSION = 1
 
 
 def run(cfg: DictConfig) -> float:
@@ -55,6 +67,15 @@ def run(cfg: DictConfig) -> float:
                 "env": _plain(cfg.env),
                 "expert": _plain(cfg.expert),
                 "seed": cfg.seed,
+                "build_version": [
+                    EXPERT_BUILD_VERSION,
+                    getattr(expert_trainer, "BUILD_VERSION", None),
+                ],
+                "file_format": [
+                    expert_trainer.file_suffix,
+                    getattr(expert_trainer, "FILE_FORMAT_VERSION", None),
+                ],
+                "versions": library_versions(env.id),
             }
             expert_path, expert_hit = cache.get_or_build(
                 "experts",
@@ -204,6 +225,9 @@ def _expert_demonstrations(
         "env": env.id,
         "seeds": seeds,
         "max_episode_steps": env.max_episode_steps,
+        "build_version": DEMOS_BUILD_VERSION,
+        "format_version": FORMAT_VERSION,
+        "versions": library_versions(env.id),
     }
     path, hit = cache.get_or_build("demos", payload, ".npz", collect)
     return load_trajectories(path, env, key="cached demonstrations"), hit
