@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from il_lab.events import read_scalars
+
 log = logging.getLogger(__name__)
 
 SEED_KEY = "seed"
@@ -149,18 +151,11 @@ def markdown_table(rows: list[Row]) -> str:
 
 
 def learning_curves(job: Job, tag: str = "rollout/ep_rew_mean") -> tuple[np.ndarray, np.ndarray]:
-    """``(steps, values)`` of a learner tag from the job's TensorBoard events (may be empty)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """``(steps, values)`` of a learner tag from the job's TensorBoard events (may be empty).
 
-    events_dir = job.folder / "tb" / "learner"
-    if not events_dir.is_dir():  # e.g. a sweep copied without its event files
-        return np.zeros(0), np.zeros(0)
-    accumulator = EventAccumulator(str(events_dir))
-    accumulator.Reload()
-    if tag not in accumulator.Tags()["scalars"]:
-        return np.zeros(0), np.zeros(0)
-    events = accumulator.Scalars(tag)
-    return np.array([e.step for e in events]), np.array([e.value for e in events])
+    Every logged point: a folder without events (a sweep copied without them) reads as empty.
+    """
+    return read_scalars(job.folder / "tb" / "learner").get(tag, (np.zeros(0), np.zeros(0)))
 
 
 def plot(rows: list[Row], out_dir: Path) -> list[Path]:

@@ -1,8 +1,10 @@
 """Step one env for a given number of steps at a time, across calls: the online learners' loop.
 
 DAgger and BCO interact in rounds that need not end with an episode, so the env, its current
-episode and the episode's observations persist between calls. Episodes are reset with seeds
-drawn from the learner's generator.
+episode and the episode's observations persist between calls, and so does what acts on it: an
+``Actor`` keeps its policy's ``state`` (a Transformer's observation history) for as long as the
+episode lasts, across round boundaries, even when the learner swaps in retrained weights.
+Episodes are reset with seeds drawn from the learner's generator.
 """
 
 from collections.abc import Callable
@@ -18,17 +20,31 @@ from il_lab.interfaces import Policy
 ActFn = Callable[[np.ndarray, bool], np.ndarray]
 
 
-def acting(policy: Policy, deterministic: bool = True) -> ActFn:
-    """An ``ActFn`` for one env that keeps the policy's ``state`` (history) between steps."""
-    memory = {"state": None}
+class Actor:
+    """An ``ActFn`` for one env that keeps the policy's ``state`` from step to step.
 
-    def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
-        actions, memory["state"] = policy.predict(
-            obs[None], memory["state"], np.array([episode_start]), deterministic
+    Make one per env and keep it across rounds: the state is the policy's memory of the current
+    episode, reset only by ``episode_start``. ``policy`` may be replaced between rounds by a
+    retrained one of the same kind (its state, the raw observation history, stays valid).
+    """
+
+    def __init__(self, policy: Policy, deterministic: bool = True) -> None:
+        self.policy = policy
+        self.deterministic = deterministic
+        self.state = None
+
+    def __call__(self, obs: np.ndarray, episode_start: bool) -> np.ndarray:
+        actions, self.state = self.policy.predict(
+            obs[None], self.state, np.array([episode_start]), self.deterministic
         )
         return actions[0]
 
-    return act
+    def observe(self, obs: np.ndarray, episode_start: bool) -> None:
+        """Remember ``obs`` while something else acts, so the history stays the episode's."""
+        if hasattr(self.policy, "advance"):  # a StackedObsPolicy: the history, no forward pass
+            self.state = self.policy.advance(self.state, obs[None], np.array([episode_start]))
+        else:
+            self(obs, episode_start)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import il_lab.resolvers  # noqa: F401  (registers the run-folder resolver)
-from il_lab.cache import ArtifactCache, content_key
-from il_lab.data import Trajectory, cap_transitions, load_trajectories, save_trajectories
+from il_lab.cache import ArtifactCache, content_key, library_versions
+from il_lab.data import (
+    FORMAT_VERSION,
+    Trajectory,
+    cap_transitions,
+    load_trajectories,
+    save_trajectories,
+)
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate, normalized_score
 from il_lab.metrics import stage_writer, write_hparams, write_metrics_json
@@ -27,6 +33,12 @@ from il_lab.validation import check_values
 from il_lab.video import record_episode
 
 log = logging.getLogger(__name__)
+
+# Versions of the code that builds each cached artifact: bump one when that code's output changes
+# (a new rollout rule, a new training step), and the cache rebuilds instead of serving the old
+# artifact. An expert class may declare its own ``BUILD_VERSION`` and ``FILE_FORMAT_VERSION``.
+EXPERT_BUILD_VERSION = 1
+DEMOS_BUILD_VERSION = 1
 
 
 def run(cfg: DictConfig) -> float:
@@ -52,7 +64,19 @@ def run(cfg: DictConfig) -> float:
             expert_id = {"file_sha256": _file_digest(Path(cfg.expert.path))}
         else:
             # The expert's own seed is inside cfg.expert: every learner seed imitates it.
-            expert_id = {"env": _plain(cfg.env), "expert": _plain(cfg.expert)}
+            expert_id = {
+                "env": _plain(cfg.env),
+                "expert": _plain(cfg.expert),
+                "build_version": [
+                    EXPERT_BUILD_VERSION,
+                    getattr(expert_trainer, "BUILD_VERSION", None),
+                ],
+                "file_format": [
+                    expert_trainer.file_suffix,
+                    getattr(expert_trainer, "FILE_FORMAT_VERSION", None),
+                ],
+                "versions": library_versions(env.id),
+            }
             expert_path, expert_hit = cache.get_or_build(
                 "experts",
                 expert_id,
@@ -103,12 +127,7 @@ def run(cfg: DictConfig) -> float:
             score,
         )
 
-    with _timed(timings, "video"):
-        if cfg.video.enabled:
-            video = run_dir / "videos" / f"{choices.learner}.mp4"
-            frames = record_episode(policy, env, video, seeds[0], cfg.video.fps, cfg.video.gif)
-            log.info("video: %s (%d frames)", video, frames)
-
+    # Results first: the video is decoration, and a render failure must not lose the run.
     final = {
         "eval/return_mean": learner_eval.mean,
         "eval/return_std": learner_eval.std,
@@ -116,32 +135,56 @@ def run(cfg: DictConfig) -> float:
     }
     write_hparams(learner_writer, _hyperparameters(cfg, choices), final)
     learner_writer.close()
+    results = {
+        "env": env.id,
+        "expert": choices.expert,
+        "learner": choices.learner,
+        "seed": cfg.seed,
+        "expert/eval/return_mean": expert_eval.mean,
+        "random/eval/return_mean": random_eval.mean,
+        "learner/eval/return_mean": learner_eval.mean,
+        "learner/eval/return_std": learner_eval.std,
+        "learner/eval/returns": learner_eval.returns,
+        "learner/eval/normalized_score": score,
+        "expert/cache_hit": expert_hit,
+        "demos/cache_hit": demos_hit,
+        "demos/n_episodes": len(demos),
+        "demos/n_transitions": n_transitions,
+        "learner/env_steps": learner.env_steps,
+        "learner/expert_queries": learner.expert_queries,
+        "learner/gradient_steps": learner.gradient_steps,
+    }
+    timings["video"] = None  # not measured yet: rewritten below once the video is done
+    _write_results(run_dir, results, timings, started)
+
+    with _timed(timings, "video"):
+        if cfg.video.enabled:
+            video = run_dir / "videos" / f"{choices.learner}.mp4"
+            try:
+                frames = record_episode(policy, env, video, seeds[0], cfg.video.fps, cfg.video.gif)
+                log.info("video: %s (%d frames)", video, frames)
+            except Exception as error:  # any render or encoder failure: the results stand
+                video.unlink(missing_ok=True)  # no half-written file that looks like a video
+                log.warning("no video (%s: %s); the results are kept", type(error).__name__, error)
+    _write_results(run_dir, results, timings, started)
+    log.info("run folder: %s (%.1f s)", run_dir, timings["total"])
+    return score
+
+
+def _write_results(
+    run_dir: Path, results: dict, timings: dict[str, float | None], started: float
+) -> None:
     timings["total"] = time.perf_counter() - started
     write_metrics_json(
         run_dir / "metrics.json",
         {
-            "env": env.id,
-            "expert": choices.expert,
-            "learner": choices.learner,
-            "seed": cfg.seed,
-            "expert/eval/return_mean": expert_eval.mean,
-            "random/eval/return_mean": random_eval.mean,
-            "learner/eval/return_mean": learner_eval.mean,
-            "learner/eval/return_std": learner_eval.std,
-            "learner/eval/returns": learner_eval.returns,
-            "learner/eval/normalized_score": score,
-            "expert/cache_hit": expert_hit,
-            "demos/cache_hit": demos_hit,
-            "demos/n_episodes": len(demos),
-            "demos/n_transitions": n_transitions,
-            "learner/env_steps": learner.env_steps,
-            "learner/expert_queries": learner.expert_queries,
-            "learner/gradient_steps": learner.gradient_steps,
-            **{f"timing/{stage}_s": round(seconds, 3) for stage, seconds in timings.items()},
+            **results,
+            **{
+                f"timing/{stage}_s": None if seconds is None else round(seconds, 3)
+                for stage, seconds in timings.items()
+            },
         },
     )
-    log.info("run folder: %s (%.1f s)", run_dir, timings["total"])
-    return score
 
 
 def check_config(cfg: DictConfig) -> tuple[EnvSpec, object, Callable]:
@@ -208,6 +251,9 @@ def _expert_demonstrations(
         "env": env.id,
         "seeds": seeds,
         "max_episode_steps": env.max_episode_steps,
+        "build_version": DEMOS_BUILD_VERSION,
+        "format_version": FORMAT_VERSION,
+        "versions": library_versions(env.id),
     }
     path, hit = cache.get_or_build("demos", payload, ".npz", collect)
     return load_trajectories(path, env, key="cached demonstrations"), hit

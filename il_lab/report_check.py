@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from il_lab.events import read_scalars
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -29,15 +31,15 @@ _EVENT_POSITIONS = {"first": 0, "last": -1}
 
 def _metric(run: Path, name: str):
     if name.startswith("tb/"):
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
         path, _, position = name.rpartition("@")
         if position not in _EVENT_POSITIONS:
             raise SystemExit(f"report check {name!r}: allowed: tb/<stage>/<tag>@first or @last")
         _, stage, tag = path.split("/", 2)
-        accumulator = EventAccumulator(str(run / "tb" / stage))
-        accumulator.Reload()
-        return accumulator.Scalars(tag)[_EVENT_POSITIONS[position]].value
+        scalars = read_scalars(run / "tb" / stage)
+        if tag not in scalars:
+            raise SystemExit(f"report check {name!r}: {run / 'tb' / stage} has no tag {tag!r}")
+        _, values = scalars[tag]
+        return float(values[_EVENT_POSITIONS[position]])
     return json.loads((run / "metrics.json").read_text())[name]
 
 

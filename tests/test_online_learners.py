@@ -208,3 +208,73 @@ def test_bco_learns_from_one_state_only_episode():
     assert bco.env_steps == 3000
     assert bco.expert_queries == 0
     assert evaluate(bco.policy, CARTPOLE, eval_seeds(1000, 10)).mean > 300
+
+
+def test_dagger_keeps_history_and_episode_draw_across_rounds(monkeypatch):
+    """Rounds of 7 steps end mid-episode; the learner's observation history and the per-episode
+    expert-or-learner draw must still live exactly as long as the episode does."""
+    from il_lab.networks import TransformerNet
+
+    network = partial(
+        TransformerNet, d_model=16, n_heads=2, n_layers=1, dim_feedforward=32, dropout=0.0
+    )
+    acted_on = []  # the history the learner's policy held at each of its steps
+    real_predict = StackedObsPolicy.predict
+
+    def spy(self, observation, state=None, episode_start=None, deterministic=True):
+        actions, state = real_predict(self, observation, state, episode_start, deterministic)
+        acted_on.append(state[0].copy())
+        return actions, state
+
+    monkeypatch.setattr(StackedObsPolicy, "predict", spy)
+    dagger = make_dagger(
+        bc=partial(make_bc(gradient_steps=5, context_len=3), network=network),
+        total_env_steps=63,
+        round_env_steps=7,
+        beta0=1.0,  # every draw says "expert": any step the learner plays is a lost draw
+        mixture="per_episode",
+    )
+    n_demo = len(dagger.windows)
+    dagger.learn(None)
+    online = dagger.windows[n_demo:]  # the true histories, as the training windows hold them
+    assert len(acted_on) == len(online) == 63
+    np.testing.assert_array_equal(np.array(acted_on), online)
+    episode_starts = int(np.sum(np.all(online == online[:, :1], axis=(1, 2))))
+    assert dagger.expert_acted == dagger.env_steps == 63
+    assert len(dagger.draws) == episode_starts >= 1
+
+
+def test_bco_policy_keeps_the_episodes_history_across_rounds(monkeypatch):
+    """The policy takes over from random exploration, and round follows round, mid-episode:
+    at every step it acts on the episode's true last three observations."""
+    from il_lab.networks import TransformerNet
+
+    network = partial(
+        TransformerNet, d_model=16, n_heads=2, n_layers=1, dim_feedforward=32, dropout=0.0
+    )
+    acted_on = []
+    real_predict = StackedObsPolicy.predict
+
+    def spy(self, observation, state=None, episode_start=None, deterministic=True):
+        actions, state = real_predict(self, observation, state, episode_start, deterministic)
+        acted_on.append(state[0].copy())
+        return actions, state
+
+    monkeypatch.setattr(StackedObsPolicy, "predict", spy)
+    bco = make_bco(expert_demos(1), total_env_steps=600)  # 300 random steps, 2 rounds of 150
+    bco.bc = partial(make_bc(gradient_steps=5, context_len=3), network=network)(
+        env=CARTPOLE, demonstrations=expert_demos(1), rng=bco.rng
+    )
+    bco.idm_fit["gradient_steps"] = 5
+    bco.learn(None)
+    # Rebuild every step's true history from the recorded (s, s') pairs.
+    s, s_next = bco.pairs[:, 0], bco.pairs[:, 1]
+    expected, episode = [], []
+    for i in range(len(s)):
+        if i == 0 or not np.array_equal(s[i], s_next[i - 1]):
+            episode = []  # a new episode
+        episode.append(s[i])
+        expected.append(np.stack([episode[max(0, len(episode) - k)] for k in (3, 2, 1)]))
+    policy_steps = np.array(expected[bco.pre_demo_env_steps :])
+    assert len(acted_on) == len(policy_steps) == 300
+    np.testing.assert_array_equal(np.array(acted_on), policy_steps)

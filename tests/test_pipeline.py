@@ -118,3 +118,21 @@ def test_online_learner_smoke_run(tmp_path, learner):
     assert EVAL_TAGS <= tags and tags - EVAL_TAGS <= LEARNER_TAGS[learner]
     core = {"dagger": {"train/beta", "train/bc_loss"}, "bco": {"train/idm_loss", "train/bc_loss"}}
     assert core[learner] <= tags
+
+
+def test_a_failing_video_still_leaves_the_results(tmp_path, monkeypatch, caplog):
+    """A render crash (simulated where the pipeline calls the recorder) costs the video only."""
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("no rendering backend")
+
+    monkeypatch.setattr("il_lab.pipeline.record_episode", crash)
+    metrics = run_pipeline(tmp_path, ["learner=mlp_bc"])
+    assert list(metrics) == list(METRICS_KEYS)
+    assert metrics["learner/gradient_steps"] > 0 and len(metrics["learner/eval/returns"]) == 2
+    assert metrics["timing/video_s"] is not None
+    assert not (tmp_path / "run" / "videos" / "mlp_bc.mp4").exists()
+    assert "no video (RuntimeError: no rendering backend)" in caplog.text
+    accumulator = EventAccumulator(str(tmp_path / "run" / "tb" / "learner"))
+    accumulator.Reload()
+    assert "_hparams_/experiment" in accumulator.summary_metadata

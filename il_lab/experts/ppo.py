@@ -15,6 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.envs import EnvSpec
 from il_lab.rl import PPOHyperparameters, PPOPolicy, PPOTrainer
+from il_lab.rl.policy import FILE_FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class PPOExpert:
     """
 
     file_suffix = ".pt"
+    FILE_FORMAT_VERSION = FILE_FORMAT_VERSION
+    BUILD_VERSION = 2  # bump when il_lab.rl's training changes what a seed produces
 
     def __init__(
         self,

@@ -193,6 +193,8 @@ class SB3Expert:
     """What every SB3 expert shares: its file suffix, ``save`` and ``load``."""
 
     file_suffix = ".zip"
+    FILE_FORMAT_VERSION = 1  # SB3's zip, plus NORMALIZATION_ENTRY when observations are normalized
+    BUILD_VERSION = 1  # bump when training here changes what a seed produces
 
     def save(self, policy: BaseAlgorithm | NormalizedPolicy, path: Path) -> None:
         save_model(policy, path)

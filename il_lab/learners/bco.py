@@ -22,7 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.data import Trajectory
 from il_lab.envs import EnvSpec
-from il_lab.interaction import EnvStepper, acting
+from il_lab.interaction import Actor, EnvStepper
 from il_lab.learners.bc import BC
 from il_lab.learners.supervised import FitTags, fit
 from il_lab.policies import StackedObsPolicy
@@ -161,15 +161,22 @@ class BCO:
         stepper = EnvStepper(self.env, self.rng, context_len=1)
         action_space = self.env.action_space
         action_space.seed(int(self.rng.integers(2**31)))
+        # One actor for the whole run: an episode that outlives a round keeps its history.
+        policy_actor = Actor(self.bc.policy, deterministic=False)
+
+        def explore(obs: np.ndarray, episode_start: bool) -> np.ndarray:
+            policy_actor.observe(obs, episode_start)  # the policy may take over mid-episode
+            return action_space.sample()
+
         try:
             # pre-demonstration phase: random exploration
-            steps = stepper.step(self.pre_demo_env_steps, lambda obs, start: action_space.sample())
+            steps = stepper.step(self.pre_demo_env_steps, explore)
             self._record(steps, logger)
             self._fit_idm(logger)
             self._train_bc(logger)
             for _ in range(self.n_iterations):
-                policy_act = acting(self.bc.policy, deterministic=False)
-                steps = stepper.step(self.post_demo_env_steps, policy_act)
+                policy_actor.policy = self.bc.policy  # retrained, or rebuilt (warm_start false)
+                steps = stepper.step(self.post_demo_env_steps, policy_actor)
                 self._record(steps, logger)
                 self._fit_idm(logger)
                 self._train_bc(logger)

@@ -23,7 +23,7 @@ from il_lab.data import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import evaluate
-from il_lab.interaction import EnvStepper, acting
+from il_lab.interaction import Actor, EnvStepper
 from il_lab.interfaces import Policy
 from il_lab.learners.bc import BC
 
@@ -96,32 +96,33 @@ class DAgger:
         self.expert_acted = 0  # steps on which the expert's action was executed
         self.draws: list[bool] = []  # every expert-or-learner draw (per step or per episode)
         self.round_sizes: list[int] = []
+        # Acting state that lives as long as an episode, across round boundaries: both actors'
+        # memories and the current draw (per_episode: the draw of the episode's first step).
+        self._expert_actor = Actor(expert)
+        self._learner_actor = Actor(self.bc.policy)
+        self._use_expert = False
+        self._beta = 0.0
+        self._labels: list[np.ndarray] = []
 
     @property
     def n_rounds(self) -> int:
         return math.ceil(self.total_env_steps / self.round_env_steps)
 
-    def _mixture_actor(self, beta: float):
-        """act(obs, episode_start) for one env: expert with probability beta, else the learner.
+    def _act(self, obs: np.ndarray, episode_start: bool) -> np.ndarray:
+        """Expert with probability beta, else the learner (an ``ActFn`` for the stepper).
 
         Both are queried every step: the expert's answer is the label, and the learner must see
-        every observation to keep its history.
+        every observation to keep its history. Under ``per_episode`` an episode that outlives
+        its round keeps its draw; the new round's beta applies from the next episode.
         """
-        expert_act, learner_act = acting(self.expert), acting(self.bc.policy)
-        use_expert = [False]
-        labels: list[np.ndarray] = []
-
-        def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
-            expert_action = expert_act(obs, episode_start)
-            learner_action = learner_act(obs, episode_start)
-            if self.mixture == "per_step" or episode_start:
-                use_expert[0] = bool(self.rng.random() < beta)
-                self.draws.append(use_expert[0])
-            self.expert_acted += use_expert[0]
-            labels.append(expert_action)
-            return expert_action if use_expert[0] else learner_action
-
-        return act, labels
+        expert_action = self._expert_actor(obs, episode_start)
+        learner_action = self._learner_actor(obs, episode_start)
+        if self.mixture == "per_step" or episode_start:
+            self._use_expert = bool(self.rng.random() < self._beta)
+            self.draws.append(self._use_expert)
+        self.expert_acted += self._use_expert
+        self._labels.append(expert_action)
+        return expert_action if self._use_expert else learner_action
 
     def learn(self, logger: SummaryWriter | None = None) -> None:
         if logger is not None:
@@ -132,9 +133,10 @@ class DAgger:
             for round_index in range(1, self.n_rounds + 1):
                 beta = beta_for_round(round_index, *self.schedule)
                 n_steps = min(self.round_env_steps, self.total_env_steps - self._env_steps)
-                act, labels = self._mixture_actor(beta)
-                steps = stepper.step(n_steps, act)
-                labels = np.asarray(labels)
+                self._beta, self._labels = beta, []
+                self._learner_actor.policy = self.bc.policy  # the weights trained so far
+                steps = stepper.step(n_steps, self._act)
+                labels = np.asarray(self._labels)
                 self._env_steps += n_steps
                 self._expert_queries += len(labels)
                 self.windows = np.concatenate([self.windows, steps.windows])
