@@ -1,6 +1,8 @@
 """Shared fixtures: compose the real config with Hydra and run the real pipeline in tmp_path."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,27 @@ def run_pipeline(
     cfg = compose_config(["debug=smoke", *overrides], run_dir, tmp_path / cache)
     pipeline.run(cfg)
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def multirun(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "-m",
+            "debug=smoke",
+            "video.enabled=false",
+            f"paths.cache_dir={tmp_path}/cache",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, ROOT, compose_config, run_pipeline
+from conftest import CONF, ROOT, compose_config, multirun, run_pipeline
 from hydra.utils import instantiate
 
 from il_lab import pipeline
@@ -194,23 +194,6 @@ def test_a_missing_env_dependency_is_refused_in_one_line(tmp_path):
 
 
 def test_a_sweep_over_seeds_imitates_one_expert(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "run.py"),
-            "-m",
-            "debug=smoke",
-            "learner=mlp_bc",
-            "video.enabled=false",
-            "seed=0,1,2",
-            f"paths.cache_dir={tmp_path}/cache",
-            f"hydra.sweep.dir={tmp_path}/sweep",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    multirun(tmp_path, "learner=mlp_bc", "seed=0,1,2")
     assert len(list((tmp_path / "cache" / "experts").glob("*.zip"))) == 1
     assert len(list((tmp_path / "cache" / "demos").glob("*.npz"))) == 3

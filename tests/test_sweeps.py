@@ -6,32 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, multirun
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.comparison import Job, compare, group_jobs, read_sweep
-
-
-def multirun(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "run.py"),
-            "-m",
-            "debug=smoke",
-            "video.enabled=false",
-            f"paths.cache_dir={tmp_path}/cache",
-            f"hydra.sweep.dir={tmp_path}/sweep",
-            *overrides,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
