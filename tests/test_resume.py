@@ -7,6 +7,7 @@ counters and the TensorBoard steps must match.
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -184,3 +185,66 @@ def test_a_checkpoint_of_another_config_is_refused(tmp_path):
     off = Checkpoint(tmp_path / "ckpt.pt", config_hash="bbbb", events_dir=events, enabled=False)
     off.save({"x": 2})
     assert off.resume() is None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def test_submitit_requeue_resumes_a_preempted_job(tmp_path, cache):
+    """submitit's preemption signal to a ``submitit_local`` job: the job checkpoints, exits,
+    is requeued in the same folder, and resumes there (what ``max_num_timeout`` does on SLURM)."""
+    overrides = ["learner=dagger", "budget.learner_env_steps=3000", "learner.round_env_steps=100"]
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "-m",
+            *COMMON,
+            *overrides,
+            f"paths.cache_dir={cache}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "sweep").glob("0*/checkpoint/learner.pt")):
+        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (job,) = [
+        pid
+        for pid in descendants(sweep.pid)
+        if b"submitit.core._submit" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    os.kill(job, signal.SIGUSR2)  # submitit's local stand-in for SLURM's preemption signal
+    _, stderr = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, stderr[-3000:]
+
+    (run_dir,) = (tmp_path / "sweep").glob("0*")
+    logs = (tmp_path / "sweep" / ".submitit").rglob("*_log.*")
+    submitit_log = "".join(p.read_text() for p in logs)
+    assert "Caught signal SIGUSR2" in submitit_log and "Requeued job" in submitit_log
+    assert "resuming from" in (run_dir / "run.log").read_text()
+    assert max(steps_of(points(run_dir)).values()) == 1
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    uninterrupted = run(tmp_path / "reference", cache, overrides)
+    assert {k: resumed[k] for k in RESULTS} == {k: uninterrupted[k] for k in RESULTS}
