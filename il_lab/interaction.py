@@ -7,14 +7,19 @@ episode lasts, across round boundaries, even when the learner swaps in retrained
 Episodes are reset with seeds drawn from the learner's generator.
 """
 
+import logging
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from gymnasium.utils import EzPickle
 
 from il_lab.data import stack_windows
 from il_lab.envs import EnvSpec
 from il_lab.interfaces import Policy
+
+log = logging.getLogger(__name__)
 
 # act(obs (obs_dim,), episode_start) -> action for that single observation
 ActFn = Callable[[np.ndarray, bool], np.ndarray]
@@ -106,6 +111,34 @@ class EnvStepper:
             else:
                 self.episode_obs.append(next_obs)
         return Steps(**{k: np.asarray(v) for k, v in rows.items()}, episode_returns=returns)
+
+    def state_dict(self) -> dict:
+        """The episode in progress, for a checkpoint: the env itself only where it can be saved.
+
+        Envs that pickle their attributes (classic control) come back mid-episode. Envs that
+        pickle their constructor arguments instead (``EzPickle``: MuJoCo, Box2D) would come
+        back reset, so they are not saved and a resumed stepper starts a new episode.
+        """
+        env = None
+        if not isinstance(self.env.unwrapped, EzPickle):
+            try:
+                env = pickle.dumps(self.env)
+            except Exception as error:  # an env holding an unpicklable resource
+                log.debug("env %s not saved (%s): resuming starts a new episode", self.env, error)
+        return {
+            "env": env,
+            "episode_obs": list(self.episode_obs) if env is not None else [],
+            "episode_return": self.episode_return,
+            "total_steps": self.total_steps,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["env"] is not None:
+            self.env.close()
+            self.env = pickle.loads(state["env"])
+        self.episode_obs = list(state["episode_obs"])  # empty: the next step resets
+        self.episode_return = state["episode_return"]
+        self.total_steps = state["total_steps"]
 
     def close(self) -> None:
         self.env.close()

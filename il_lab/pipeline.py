@@ -4,7 +4,10 @@ This is the only module that reads a ``DictConfig``: everything below it gets ty
 """
 
 import hashlib
+import json
 import logging
+import math
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import il_lab.resolvers  # noqa: F401  (registers the run-folder resolver)
 from il_lab.cache import ArtifactCache, content_key, library_versions
+from il_lab.checkpoint import Checkpoint, claim_run_folder, config_hash
 from il_lab.data import (
     FORMAT_VERSION,
     Trajectory,
@@ -26,7 +30,7 @@ from il_lab.data import (
 )
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate, normalized_score
-from il_lab.metrics import stage_writer, write_hparams, write_metrics_json
+from il_lab.metrics import write_hparams, write_metrics_json
 from il_lab.rollout import rollout
 from il_lab.seeding import resolve_device, seed_everything, set_threads
 from il_lab.validation import check_values
@@ -55,6 +59,16 @@ def run(cfg: DictConfig) -> float:
 
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The run folder belongs to one config: the same command resumes it (or, finished, returns
+    # its score); another config is refused. Where files go and whether checkpoints are written
+    # change no result, so they are not part of it.
+    identity = {k: _plain(cfg[k]) for k in cfg if k not in ("hydra", "paths", "checkpoint")}
+    run_hash = config_hash(identity)
+    claim_run_folder(run_dir, run_hash, identity)
+    if (run_dir / "metrics.json").is_file():
+        score = json.loads((run_dir / "metrics.json").read_text())["learner/eval/normalized_score"]
+        log.info("%s has finished already (metrics.json): not run again", run_dir)
+        return math.nan if score is None else score
     cache = ArtifactCache(cfg.paths.cache_dir)
     rng = seed_everything(cfg.seed)
 
@@ -77,16 +91,20 @@ def run(cfg: DictConfig) -> float:
                 ],
                 "versions": library_versions(env.id),
             }
-            expert_path, expert_hit = cache.get_or_build(
-                "experts",
-                expert_id,
-                expert_trainer.file_suffix,
-                lambda tmp: expert_trainer.save(
+            expert_tb = run_dir / "tb" / "expert"
+
+            def train_expert(tmp: Path) -> None:
+                # Training starts from nothing: drop the events of an attempt that was killed.
+                shutil.rmtree(expert_tb, ignore_errors=True)
+                expert_trainer.save(
                     expert_trainer.train(
-                        env, seed=cfg.expert.seed, tb_dir=run_dir / "tb" / "expert", device=device
+                        env, seed=cfg.expert.seed, tb_dir=expert_tb, device=device
                     ),
                     tmp,
-                ),
+                )
+
+            expert_path, expert_hit = cache.get_or_build(
+                "experts", expert_id, expert_trainer.file_suffix, train_expert
             )
             # Always act with the cached copy, so a first and a second run behave alike.
             expert = expert_trainer.load(expert_path, env, device, key="cached expert")
@@ -105,8 +123,18 @@ def run(cfg: DictConfig) -> float:
 
     with _timed(timings, "learner"):
         learner = make_learner(env=env, demonstrations=demos, expert=expert, rng=rng, device=device)
-        learner_writer = stage_writer(run_dir, "learner")
-        learner.learn(learner_writer)
+        checkpoint = Checkpoint(
+            run_dir / "checkpoint" / "learner.pt",
+            config_hash=run_hash,
+            events_dir=run_dir / "tb" / "learner",
+            enabled=cfg.checkpoint.enabled,
+        )
+        learner_writer = checkpoint.open_writer()
+        try:
+            learner.learn(learner_writer, checkpoint)
+        except BaseException:
+            learner_writer.close()  # no thread left writing into files a resumed run cuts back
+            raise
         policy = learner.policy
         if hasattr(policy, "save"):
             policy.save(run_dir / "learner.pt")
@@ -156,6 +184,7 @@ def run(cfg: DictConfig) -> float:
     }
     timings["video"] = None  # not measured yet: rewritten below once the video is done
     _write_results(run_dir, results, timings, started)
+    checkpoint.remove()  # the results are safe: nothing is left to resume
 
     with _timed(timings, "video"):
         if cfg.video.enabled:

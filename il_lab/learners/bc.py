@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.checkpoint import Checkpoint
 from il_lab.data import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.learners.supervised import FitResult, fit
@@ -82,11 +83,37 @@ class BC:
         self._gradient_steps = 0
         self.result: FitResult | None = None
 
-    def learn(self, logger: SummaryWriter | None = None) -> None:
+    def learn(
+        self, logger: SummaryWriter | None = None, checkpoint: Checkpoint | None = None
+    ) -> None:
+        """Train on the demonstrations; with ``checkpoint``, save at every validation and
+        continue from the saved state if there is one."""
         windows, actions = windows_and_actions(self.demonstrations, self.context_len)
-        if logger is not None:
+        saved = checkpoint.resume() if checkpoint is not None else None
+        if saved is not None:
+            self.rng.bit_generator.state = saved["rng"]
+            self._gradient_steps = saved["gradient_steps"]
+        elif logger is not None:
             logger.add_scalar("data/n_transitions", len(windows), 0)
-        self.train_on(windows, actions, logger)
+        on_validation = None
+        if checkpoint is not None:
+            steps_before = self._gradient_steps
+
+            def on_validation(fit_state: dict) -> None:
+                state = {
+                    "fit": fit_state,
+                    "gradient_steps": steps_before,
+                    "rng": self.rng.bit_generator.state,
+                }
+                checkpoint.save(state, f"BC at {fit_state['step']} gradient steps")
+
+        self.train_on(
+            windows,
+            actions,
+            logger,
+            resume=None if saved is None else saved["fit"],
+            on_validation=on_validation,
+        )
 
     def train_on(
         self,
@@ -94,11 +121,13 @@ class BC:
         actions: np.ndarray,
         logger: SummaryWriter | None,
         desc: str = "BC",
+        resume: dict | None = None,
+        on_validation: Callable[[dict], None] | None = None,
     ) -> FitResult:
         """Supervised training on any windows ``(N, context_len, obs_dim)`` and their actions.
 
         Other learners (DAgger, BCO) call this with the data they gathered; the x-axis of the
-        logged losses continues across calls.
+        logged losses continues across calls. ``resume`` and ``on_validation`` as in ``fit``.
         """
         self.result = fit(
             self._policy,
@@ -108,10 +137,20 @@ class BC:
             logger=logger,
             step_offset=self._gradient_steps,
             desc=desc,
+            resume=resume,
+            on_validation=on_validation,
             **self.hyperparameters,
         )
         self._gradient_steps += self.result.gradient_steps
         return self.result
+
+    def state_dict(self) -> dict:
+        """The weights (normalization statistics included) and the gradient-step count."""
+        return {"policy": self._policy.state_dict(), "gradient_steps": self._gradient_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._policy.load_state_dict(state["policy"])
+        self._gradient_steps = state["gradient_steps"]
 
     def reset_policy(self) -> None:
         """Start again from fresh weights (same network, same normalization)."""

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.data import Trajectory
+from il_lab.checkpoint import Checkpoint
+from il_lab.data import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.interaction import Actor, EnvStepper
 from il_lab.learners.bc import BC
@@ -106,18 +107,20 @@ class BCO:
             actions if self.pair_actions is None else np.concatenate([self.pair_actions, actions])
         )
 
+    def _build_idm(self) -> StackedObsPolicy:
+        kwargs = {"obs_dim": self.env.obs_dim, "context_len": 2}
+        return StackedObsPolicy(
+            network=self.idm_network(**kwargs),
+            network_kwargs={**getattr(self.idm_network, "keywords", {}), **kwargs},
+            observation_space=self.env.observation_space,
+            action_space=self.env.action_space,
+            context_len=2,
+        ).to(self.device)
+
     def _fit_idm(self, logger: SummaryWriter | None) -> None:
         if self.idm is None:
-            obs = self.pairs.reshape(-1, self.env.obs_dim)
-            kwargs = {"obs_dim": self.env.obs_dim, "context_len": 2}
-            self.idm = StackedObsPolicy(
-                network=self.idm_network(**kwargs),
-                network_kwargs={**getattr(self.idm_network, "keywords", {}), **kwargs},
-                observation_space=self.env.observation_space,
-                action_space=self.env.action_space,
-                context_len=2,
-            ).to(self.device)
-            self.idm.fit_normalization(obs)
+            self.idm = self._build_idm()
+            self.idm.fit_normalization(self.pairs.reshape(-1, self.env.obs_dim))
         result = fit(
             self.idm,
             self.pairs,
@@ -155,9 +158,14 @@ class BCO:
         self.bc.demonstrations = self._infer_demonstrations(logger)
         if not self.warm_start and self.bc.gradient_steps:
             self.bc.reset_policy()
-        self.bc.learn(logger)
+        # BC.learn would log the (fixed) number of demonstrated windows at step 0 every round.
+        self.bc.train_on(*windows_and_actions(self.bc.demonstrations, self.bc.context_len), logger)
 
-    def learn(self, logger: SummaryWriter | None = None) -> None:
+    def learn(
+        self, logger: SummaryWriter | None = None, checkpoint: Checkpoint | None = None
+    ) -> None:
+        """Exploration, then ``n_iterations`` rounds; with ``checkpoint``, save after each and
+        continue after the last saved one if there is one."""
         stepper = EnvStepper(self.env, self.rng, context_len=1)
         action_space = self.env.action_space
         action_space.seed(int(self.rng.integers(2**31)))
@@ -168,20 +176,65 @@ class BCO:
             policy_actor.observe(obs, episode_start)  # the policy may take over mid-episode
             return action_space.sample()
 
+        saved = checkpoint.resume() if checkpoint is not None else None
         try:
-            # pre-demonstration phase: random exploration
-            steps = stepper.step(self.pre_demo_env_steps, explore)
-            self._record(steps, logger)
-            self._fit_idm(logger)
-            self._train_bc(logger)
-            for _ in range(self.n_iterations):
+            if saved is None:
+                # pre-demonstration phase: random exploration
+                steps = stepper.step(self.pre_demo_env_steps, explore)
+                self._record(steps, logger)
+                self._fit_idm(logger)
+                self._train_bc(logger)
+                self._save(checkpoint, stepper, policy_actor, 0)
+                done = 0
+            else:
+                done = self._restore(saved, stepper, policy_actor)
+            for iteration in range(done + 1, self.n_iterations + 1):
                 policy_actor.policy = self.bc.policy  # retrained, or rebuilt (warm_start false)
                 steps = stepper.step(self.post_demo_env_steps, policy_actor)
                 self._record(steps, logger)
                 self._fit_idm(logger)
                 self._train_bc(logger)
+                self._save(checkpoint, stepper, policy_actor, iteration)
         finally:
             stepper.close()
+
+    def _save(
+        self, checkpoint: Checkpoint | None, stepper: EnvStepper, actor: Actor, iteration: int
+    ) -> None:
+        """Everything the iterations after ``iteration`` (0: exploration) depend on."""
+        if checkpoint is None:
+            return
+        state = {
+            "iteration": iteration,
+            "pairs": self.pairs,
+            "pair_actions": self.pair_actions,
+            "idm": self.idm.state_dict(),
+            "idm_steps": self._idm_steps,
+            "env_steps": self._env_steps,
+            "bc": self.bc.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "stepper": stepper.state_dict(),
+            "policy_memory": actor.state,
+        }
+        checkpoint.save(state, f"BCO iteration {iteration}, {self._env_steps} env steps")
+
+    def _restore(self, saved: dict, stepper: EnvStepper, actor: Actor) -> int:
+        """Put back what ``_save`` wrote; returns the iteration it was saved after."""
+        self.pairs, self.pair_actions = saved["pairs"], saved["pair_actions"]
+        # Building draws initial weights, which the run drew long before this checkpoint: keep
+        # them off the restored generator.
+        with torch.random.fork_rng(devices=[]):
+            self.idm = self._build_idm()
+        self.idm.load_state_dict(saved["idm"])
+        self._idm_steps, self._env_steps = saved["idm_steps"], saved["env_steps"]
+        # The policy's observation statistics come from the demonstrations' observations, the
+        # same whatever actions were inferred; the inferred actions are redone every round.
+        self.bc.load_state_dict(saved["bc"])
+        self.rng.bit_generator.state = saved["rng"]
+        stepper.load_state_dict(saved["stepper"])
+        if stepper.episode_obs:
+            actor.state = saved["policy_memory"]
+        return saved["iteration"]
 
     def _record(self, steps, logger: SummaryWriter | None) -> None:
         self._add_interaction(np.stack([steps.obs, steps.next_obs], axis=1), steps.acts)

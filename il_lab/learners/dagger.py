@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.checkpoint import Checkpoint
 from il_lab.data import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
@@ -124,13 +125,23 @@ class DAgger:
         self._labels.append(expert_action)
         return expert_action if self._use_expert else learner_action
 
-    def learn(self, logger: SummaryWriter | None = None) -> None:
-        if logger is not None:
-            logger.add_scalar("data/n_transitions", len(self.windows), 0)
-        self.bc.train_on(self.windows, self.actions, logger, desc="DAgger round 0")
+    def learn(
+        self, logger: SummaryWriter | None = None, checkpoint: Checkpoint | None = None
+    ) -> None:
+        """Round 0, then the mixture rounds; with ``checkpoint``, save after every round and
+        continue after the last saved one if there is one."""
         stepper = EnvStepper(self.env, self.rng, self.bc.context_len)
+        saved = checkpoint.resume() if checkpoint is not None else None
         try:
-            for round_index in range(1, self.n_rounds + 1):
+            if saved is None:
+                if logger is not None:
+                    logger.add_scalar("data/n_transitions", len(self.windows), 0)
+                self.bc.train_on(self.windows, self.actions, logger, desc="DAgger round 0")
+                self._save(checkpoint, stepper, 0)
+                first_round = 1
+            else:
+                first_round = self._restore(saved, stepper) + 1
+            for round_index in range(first_round, self.n_rounds + 1):
                 beta = beta_for_round(round_index, *self.schedule)
                 n_steps = min(self.round_env_steps, self.total_env_steps - self._env_steps)
                 self._beta, self._labels = beta, []
@@ -150,8 +161,46 @@ class DAgger:
                 desc = f"DAgger round {round_index}"
                 self.bc.train_on(self.windows, self.actions, logger, desc=desc)
                 self._log_round(logger, beta)
+                self._save(checkpoint, stepper, round_index)
         finally:
             stepper.close()
+
+    def _save(self, checkpoint: Checkpoint | None, stepper: EnvStepper, round_index: int) -> None:
+        """Everything the rounds after ``round_index`` depend on, into ``checkpoint``."""
+        if checkpoint is None:
+            return
+        state = {
+            "round": round_index,
+            "bc": self.bc.state_dict(),
+            "windows": self.windows,
+            "actions": self.actions,
+            "env_steps": self._env_steps,
+            "expert_queries": self._expert_queries,
+            "expert_acted": self.expert_acted,
+            "draws": self.draws,
+            "round_sizes": self.round_sizes,
+            "rng": self.rng.bit_generator.state,
+            "stepper": stepper.state_dict(),
+            "expert_memory": self._expert_actor.state,
+            "learner_memory": self._learner_actor.state,
+            "use_expert": self._use_expert,
+        }
+        checkpoint.save(state, f"DAgger round {round_index}, {self._env_steps} env steps")
+
+    def _restore(self, saved: dict, stepper: EnvStepper) -> int:
+        """Put back what ``_save`` wrote; returns the round it was saved after."""
+        self.bc.load_state_dict(saved["bc"])
+        self.windows, self.actions = saved["windows"], saved["actions"]
+        self._env_steps, self._expert_queries = saved["env_steps"], saved["expert_queries"]
+        self.expert_acted, self.draws = saved["expert_acted"], saved["draws"]
+        self.round_sizes = saved["round_sizes"]
+        self.rng.bit_generator.state = saved["rng"]
+        stepper.load_state_dict(saved["stepper"])
+        if stepper.episode_obs:  # the episode goes on: so do the memories and the draw
+            self._expert_actor.state = saved["expert_memory"]
+            self._learner_actor.state = saved["learner_memory"]
+            self._use_expert = saved["use_expert"]
+        return saved["round"]
 
     def _log_round(self, logger: SummaryWriter | None, beta: float) -> None:
         if logger is None:

@@ -59,6 +59,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.checkpoint import Checkpoint
 from il_lab.data import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
@@ -289,6 +290,7 @@ class GAIL:
         self._disc_steps = 0
         self._bc_steps = 0
         self._reward_sum, self._reward_count = 0.0, 0
+        self._checkpoint: Checkpoint | None = None
 
     # the generator's reward -------------------------------------------------------------------
 
@@ -384,10 +386,20 @@ class GAIL:
 
     # the loop ----------------------------------------------------------------------------------
 
-    def learn(self, logger: SummaryWriter | None = None) -> None:
-        """Train for ``total_env_steps`` generator env steps, logging to ``logger``."""
+    def learn(
+        self, logger: SummaryWriter | None = None, checkpoint: Checkpoint | None = None
+    ) -> None:
+        """Train for ``total_env_steps`` generator env steps, logging to ``logger``.
+
+        With ``checkpoint``, save after every round and continue from the last saved one if
+        there is one (see ``state_dict`` for what a resumed run does not get back).
+        """
         trainer = self.trainer
         trainer.writer = logger  # PPO's own tags and rollout/ep_rew_mean, against env steps
+        self._checkpoint = checkpoint
+        saved = checkpoint.resume() if checkpoint is not None else None
+        if saved is not None:
+            self.load_state_dict(saved)
         try:
             self.run_rounds(self.total_env_steps - trainer.num_timesteps)
         finally:
@@ -416,15 +428,62 @@ class GAIL:
         target = trainer.num_timesteps + n_env_steps
         while trainer.num_timesteps < target:
             trainer.learn(min(self.round_env_steps, target - trainer.num_timesteps))
-            if self.train_on_true_reward:
-                continue
-            stats = self.update_discriminator()
-            stats["train/disc_reward_mean"] = self._reward_sum / max(1, self._reward_count)
-            self._reward_sum, self._reward_count = 0.0, 0
-            log.debug("GAIL at %d env steps: %s", trainer.num_timesteps, stats)
-            if trainer.writer is not None:
-                for tag, value in stats.items():
-                    trainer.writer.add_scalar(tag, value, trainer.num_timesteps)
+            if not self.train_on_true_reward:
+                stats = self.update_discriminator()
+                stats["train/disc_reward_mean"] = self._reward_sum / max(1, self._reward_count)
+                self._reward_sum, self._reward_count = 0.0, 0
+                log.debug("GAIL at %d env steps: %s", trainer.num_timesteps, stats)
+                if trainer.writer is not None:
+                    for tag, value in stats.items():
+                        trainer.writer.add_scalar(tag, value, trainer.num_timesteps)
+            if self._checkpoint is not None:
+                self._checkpoint.save(
+                    self.state_dict(), f"GAIL at {trainer.num_timesteps} env steps"
+                )
+
+    def state_dict(self) -> dict:
+        """Everything the next rounds depend on, taken between rounds.
+
+        The generator's part is what ``PPOTrainer`` exposes: its policy (with the running
+        observation statistics), optimizer, step and update counters, generator, and the recent
+        episode returns. Its vectorized envs are not saved: a resumed run starts new episodes
+        where the uninterrupted one would have continued its running ones.
+        """
+        trainer = self.trainer
+        return {
+            "ppo_policy": trainer.policy.state_dict(),
+            "ppo_optimizer": trainer.optimizer.state_dict(),
+            "num_timesteps": trainer.num_timesteps,
+            "n_updates": trainer.n_updates,
+            "ppo_generator": trainer.generator.get_state(),
+            "episode_returns": list(trainer.episode_returns),
+            "episode_lengths": list(trainer.episode_lengths),
+            "discriminator": self.discriminator.state_dict(),
+            "disc_optimizer": self.disc_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "reward_scale": vars(self.reward_scale).copy(),
+            "disc_steps": self._disc_steps,
+            "bc_steps": self._bc_steps,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        trainer = self.trainer
+        trainer.policy.load_state_dict(state["ppo_policy"])
+        trainer.optimizer.load_state_dict(state["ppo_optimizer"])
+        trainer.num_timesteps, trainer.n_updates = state["num_timesteps"], state["n_updates"]
+        # PPOTrainer.learn(n) trains until an accumulated target; a resumed trainer's target
+        # starts where its steps are. (PPOTrainer offers no public way to say so yet.)
+        trainer._target_timesteps = trainer.num_timesteps
+        trainer.generator.set_state(state["ppo_generator"])
+        trainer.episode_returns.extend(state["episode_returns"])
+        trainer.episode_lengths.extend(state["episode_lengths"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        self.generator.set_state(state["generator"])
+        vars(self.reward_scale).update(state["reward_scale"])
+        self._disc_steps, self._bc_steps = state["disc_steps"], state["bc_steps"]
+        self.rng.bit_generator.state = state["rng"]
 
     def close(self) -> None:
         """Close the generator's envs."""

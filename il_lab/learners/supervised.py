@@ -9,6 +9,7 @@ validations without improvement, and the best weights are restored.
 import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +60,8 @@ def fit(
     step_offset: int = 0,
     tags: FitTags = BC_TAGS,
     desc: str = "BC",
+    resume: dict | None = None,
+    on_validation: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train ``policy`` on ``windows (N, K, obs_dim)`` -> ``actions (N, ...)``.
 
@@ -69,11 +72,16 @@ def fit(
     Logs ``tags`` (by default ``train/bc_loss``, ``train/accuracy`` for discrete actions and
     ``val/bc_loss``) every ``val_interval`` steps against the global gradient step
     ``step_offset + step``; the training figures are means over the steps since the last log.
+
+    After each validation that does not stop training, ``on_validation(state)`` receives the
+    loop's whole state (weights, optimizer, split, shuffling generator, early-stopping record);
+    ``fit(..., resume=state)`` on the same data continues from it exactly as if never stopped,
+    provided ``rng`` is in the state it had then (the loop draws from it only at the start).
     """
     device = policy.device
     x = torch.as_tensor(windows, dtype=torch.float32, device=device)  # (N, K, obs_dim)
     y = torch.as_tensor(actions, device=device)  # (N, *action_shape)
-    order = rng.permutation(len(x))
+    order = rng.permutation(len(x)) if resume is None else resume["order"]
     n_val = int(len(x) * val_fraction) if len(x) > 1 else 0
     val_idx = torch.as_tensor(order[:n_val], device=device)
     train_idx = torch.as_tensor(order[n_val:], device=device)
@@ -84,13 +92,23 @@ def fit(
     steps_per_epoch = max(1, n_train // batch_size)
 
     optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    generator = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**31)))
+    generator = torch.Generator(device="cpu")
     best_val, best_state, bad_validations = math.inf, None, 0
     val_loss, stopped_early, loss_value = None, False, math.nan
-    policy.train()
     step = 0
+    if resume is None:
+        generator.manual_seed(int(rng.integers(2**31)))
+    else:
+        generator.set_state(resume["generator"])
+        policy.load_state_dict(resume["policy"])
+        optimizer.load_state_dict(resume["optimizer"])
+        permutation = resume["permutation"].to(device)
+        step, val_loss, loss_value = resume["step"], resume["val_loss"], resume["loss_value"]
+        best_val, best_state = resume["best_val"], resume["best_state"]
+        bad_validations = resume["bad_validations"]
+    policy.train()
     interval_loss, interval_accuracy, interval_steps = 0.0, 0.0, 0
-    bar = tqdm(total=gradient_steps, desc=desc, leave=False, mininterval=1.0)
+    bar = tqdm(total=gradient_steps, initial=step, desc=desc, leave=False, mininterval=1.0)
     while step < gradient_steps:
         if step % steps_per_epoch == 0:
             permutation = torch.randperm(n_train, generator=generator).to(device)
@@ -133,6 +151,22 @@ def fit(
                     if bad_validations >= patience:
                         stopped_early = step < gradient_steps
                         break
+            if on_validation is not None:
+                on_validation(
+                    {
+                        "step": step,
+                        "order": order,
+                        "generator": generator.get_state(),
+                        "permutation": permutation.cpu(),
+                        "policy": policy.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "best_val": best_val,
+                        "best_state": best_state,
+                        "bad_validations": bad_validations,
+                        "val_loss": val_loss,
+                        "loss_value": loss_value,
+                    }
+                )
     bar.close()
     if best_state is not None:
         policy.load_state_dict(best_state)
