@@ -263,12 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                 tuple(args.set),
             ).result()
         results.append(result)
-        print(
-            f"{args.env} {algo} seed {seed}: {fmt_reached(result.steps_to_threshold, 'd')} steps, "
-            f"{fmt_reached(result.seconds_to_threshold, '.2f')} s",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"{args.env}: {table([result]).splitlines()[-1]}", file=sys.stderr, flush=True)
     results.sort(key=lambda r: (args.algos.index(r.algo), r.seed))
     print(
         f"env={args.env}: env steps and training wall-clock (evaluation excluded) until the "

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = ".cache/il_lab"  # as conf/paths/default.yaml, when IL_LAB_CACHE_DIR is unset
 _TMP_MARK = ".tmp-"  # in the names of files being built (left behind by a killed build)
+CHECKPOINT_SUFFIX = ".checkpoint"  # the training state of an artifact still being built
 
 
 def content_key(payload: Mapping) -> str:
@@ -57,6 +58,10 @@ class ArtifactCache:
 
     def path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / f"{key}{suffix}"
+
+    def checkpoint_path(self, kind: str, key: str) -> Path:
+        """Where a build of ``key`` keeps its training state, so a killed build can resume."""
+        return self.path(kind, key, CHECKPOINT_SUFFIX)
 
     def get_or_build(
         self, kind: str, payload: Mapping, suffix: str, build: Callable[[Path], None]
@@ -91,7 +96,7 @@ class ArtifactCache:
             for path in sorted(folder.iterdir()):
                 if path.suffix in (".json", ".lock") or not path.is_file():
                     continue
-                partial = _TMP_MARK in path.name
+                partial = _TMP_MARK in path.name or path.suffix == CHECKPOINT_SUFFIX
                 sidecar = path.with_suffix(".json")
                 described = {}
                 if not partial and sidecar.is_file():

@@ -132,10 +132,17 @@ class Checkpoint:
         return self._saved is not None
 
     def open_writer(self) -> SummaryWriter:
-        """The stage's writer, its folder cut back to what the checkpoint had logged.
+        """The stage's writer, its folder cut back to what the checkpoint had logged."""
+        self.restore_events()
+        self.writer = SummaryWriter(log_dir=str(self.events_dir))
+        return self.writer
+
+    def restore_events(self) -> None:
+        """Cut the stage's event files back to what the checkpoint had logged.
 
         Without a checkpoint every event file of the folder is removed: the stage starts again
-        from nothing, so nothing an earlier, unfinished attempt logged may stay.
+        from nothing, so nothing an earlier, unfinished attempt logged may stay. For a stage
+        whose library writes its own events (SB3's logger), call this before it opens them.
         """
         recorded = self._saved["events"] if self._saved is not None else {}
         if self.events_dir.is_dir():
@@ -145,8 +152,6 @@ class Checkpoint:
                     file.unlink()
                 elif file.stat().st_size > size:
                     os.truncate(file, size)
-        self.writer = SummaryWriter(log_dir=str(self.events_dir))
-        return self.writer
 
     def resume(self) -> dict | None:
         """The state the learner saved, with the global generators put back as they were.
@@ -166,10 +171,10 @@ class Checkpoint:
         """
         if not self.enabled:
             return
-        events = {}
         if self.writer is not None:
             self.writer.flush()  # every point logged so far is in the files before we measure
-            events = {f.name: f.stat().st_size for f in self.events_dir.glob(_EVENT_FILES)}
+        # A stage with its own writer (SB3's) flushes it before saving.
+        events = {f.name: f.stat().st_size for f in self.events_dir.glob(_EVENT_FILES)}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         save_atomic(
             self.path,

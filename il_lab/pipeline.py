@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,13 +91,25 @@ def run(cfg: DictConfig) -> float:
                 "versions": library_versions(env.id),
             }
             expert_tb = run_dir / "tb" / "expert"
+            expert_key = content_key(expert_id)
+            # Beside the cache entry, under its lock: whichever job builds the expert next (a
+            # rerun, a requeued or another sweep job) continues from the last checkpoint.
+            expert_checkpoint = Checkpoint(
+                cache.checkpoint_path("experts", expert_key),
+                config_hash=expert_key,
+                events_dir=expert_tb,
+                enabled=cfg.checkpoint.enabled,
+            )
 
             def train_expert(tmp: Path) -> None:
-                # Training starts from nothing: drop the events of an attempt that was killed.
-                shutil.rmtree(expert_tb, ignore_errors=True)
                 expert_trainer.save(
                     expert_trainer.train(
-                        env, seed=cfg.expert.seed, tb_dir=expert_tb, device=device
+                        env,
+                        seed=cfg.expert.seed,
+                        tb_dir=expert_tb,
+                        device=device,
+                        checkpoint=expert_checkpoint,
+                        checkpoint_env_steps=cfg.checkpoint.expert_env_steps,
                     ),
                     tmp,
                 )
@@ -106,6 +117,7 @@ def run(cfg: DictConfig) -> float:
             expert_path, expert_hit = cache.get_or_build(
                 "experts", expert_id, expert_trainer.file_suffix, train_expert
             )
+            expert_checkpoint.remove()  # the expert is in the cache: nothing left to resume
             # Always act with the cached copy, so a first and a second run behave alike.
             expert = expert_trainer.load(expert_path, env, device, key="cached expert")
         log.info("expert: %s", "from the cache" if expert_hit else "ready")

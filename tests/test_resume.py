@@ -40,10 +40,10 @@ def run(run_dir: Path, cache: Path, overrides: list[str]) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def points(run_dir: Path) -> Counter:
-    """How many times each ``(tag, step, value)`` of tb/learner was written, read raw."""
+def points(run_dir: Path, stage: str = "learner") -> Counter:
+    """How many times each ``(tag, step, value)`` of tb/<stage> was written, read raw."""
     written = Counter()
-    for file in sorted((run_dir / "tb" / "learner").glob("events.out.tfevents.*")):
+    for file in sorted((run_dir / "tb" / stage).glob("events.out.tfevents.*")):
         for event in LegacyEventFileLoader(str(file)).Load():  # as written
             for value in event.summary.value:
                 if value.HasField("simple_value") and value.tag != "time/fps":
@@ -248,3 +248,64 @@ def test_submitit_requeue_resumes_a_preempted_job(tmp_path, cache):
     resumed = json.loads((run_dir / "metrics.json").read_text())
     uninterrupted = run(tmp_path / "reference", cache, overrides)
     assert {k: resumed[k] for k in RESULTS} == {k: uninterrupted[k] for k in RESULTS}
+
+
+# Experts: their checkpoint lives beside the cache entry, so any job that builds it resumes.
+
+
+@pytest.mark.parametrize("expert", ["ppo", "sb3_ppo"])
+def test_expert_training_resumes_from_its_checkpoint(tmp_path, monkeypatch, expert):
+    overrides = [
+        "learner=mlp_bc",
+        f"expert={expert}",
+        "budget.expert_env_steps=6144",
+        "checkpoint.expert_env_steps=2048",
+    ]
+    saved = interrupt_after_saves(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "run", tmp_path / "cache", overrides)
+    assert saved[-1][0].endswith("4096 env steps")
+    (checkpoint,) = (tmp_path / "cache" / "experts").glob("*.checkpoint")
+    assert not list((tmp_path / "cache" / "experts").glob("*.pt")) + list(
+        (tmp_path / "cache" / "experts").glob("*.zip")
+    )  # no expert was cached
+    monkeypatch.undo()
+
+    metrics = run(tmp_path / "run", tmp_path / "cache", overrides)
+    assert not metrics["expert/cache_hit"]
+    assert not checkpoint.exists()  # the expert is cached: nothing left to resume
+    steps = steps_of(points(tmp_path / "run", "expert"))
+    assert max(steps.values()) == 1  # no point logged twice
+    env_steps = sorted({step for (_, step) in steps})
+    assert env_steps[0] <= 2048 and env_steps[-1] >= 6144  # none lost before the checkpoint
+
+
+def test_an_expert_killed_with_sigkill_resumes_in_the_rerun(tmp_path):
+    """A real ``python run.py`` killed with signal 9 while our PPO expert trains."""
+    command = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        *COMMON,
+        "learner=mlp_bc",
+        "expert=ppo",
+        "budget.expert_env_steps=300000",
+        "checkpoint.expert_env_steps=20000",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    first = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "cache" / "experts").glob("*.checkpoint")):
+        assert first.poll() is None, first.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    assert not list((tmp_path / "cache" / "experts").glob("*.pt.tmp*"))  # nothing half-written
+
+    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "resuming from" in log and "PPO expert" in log
+    assert max(steps_of(points(tmp_path / "run", "expert")).values()) == 1
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["learner/env_steps"] == 0

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.checkpoint import Checkpoint
 from il_lab.envs import EnvSpec
 from il_lab.rl import PPOHyperparameters, PPOPolicy, PPOTrainer
 from il_lab.rl.policy import FILE_FORMAT_VERSION
@@ -83,12 +84,35 @@ class PPOExpert:
         self.seed = seed
         self.path = path
 
-    def train(self, env: EnvSpec, *, seed: int, tb_dir: Path, device: torch.device) -> PPOPolicy:
-        """Train for ``total_env_steps`` env steps, logging SB3's tags to ``tb_dir``."""
-        writer = SummaryWriter(log_dir=str(tb_dir))
+    def train(
+        self,
+        env: EnvSpec,
+        *,
+        seed: int,
+        tb_dir: Path,
+        device: torch.device,
+        checkpoint: Checkpoint | None = None,
+        checkpoint_env_steps: int = 50_000,
+    ) -> PPOPolicy:
+        """Train for ``total_env_steps`` env steps, logging SB3's tags to ``tb_dir``.
+
+        With ``checkpoint``, the trainer's state is saved every ``checkpoint_env_steps`` env
+        steps, and a run that finds one continues from it (the envs restart their episodes).
+        """
+        writer = checkpoint.open_writer() if checkpoint else SummaryWriter(log_dir=str(tb_dir))
         trainer = PPOTrainer(self.hyperparameters, env=env, seed=seed, device=device, writer=writer)
+        state = checkpoint.resume() if checkpoint else None
+        if state is not None:
+            trainer.load_state_dict(state)
         try:
-            trainer.learn(self.total_env_steps, progress_bar=True)
+            # Chunks add up to total_env_steps exactly: the same rollouts as one learn() call.
+            while trainer.target_env_steps < self.total_env_steps:
+                remaining = self.total_env_steps - trainer.target_env_steps
+                trainer.learn(min(remaining, checkpoint_env_steps), progress_bar=True)
+                if checkpoint is not None and trainer.num_timesteps < self.total_env_steps:
+                    checkpoint.save(
+                        trainer.state_dict(), f"PPO expert, {trainer.num_timesteps} env steps"
+                    )
         finally:
             trainer.close()
             writer.close()

@@ -15,6 +15,7 @@ What the SB3 experts (``sb3_ppo``, ``sb3_sac``) share:
 """
 
 import importlib
+import io
 import json
 import warnings
 import zipfile
@@ -24,11 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
+from il_lab.checkpoint import Checkpoint
 from il_lab.envs import EnvSpec, spaces_match
 from il_lab.errors import ConfigError
 
@@ -112,14 +115,86 @@ def make_training_env(
     return venv
 
 
+def training_state(model: BaseAlgorithm, venv: VecEnv) -> dict:
+    """What continues ``model``'s training: the model (SB3's zip, optimizers included), an
+    off-policy algorithm's replay buffer, and ``VecNormalize``'s statistics."""
+    state: dict = {"model": _saved_bytes(model.save), "num_timesteps": model.num_timesteps}
+    if getattr(model, "replay_buffer", None) is not None:
+        state["replay_buffer"] = _saved_bytes(model.save_replay_buffer)
+    if isinstance(venv, VecNormalize):
+        state["normalization"] = {"obs_rms": venv.obs_rms, "ret_rms": venv.ret_rms}
+    return state
+
+
+def restore_training_state(model: BaseAlgorithm, venv: VecEnv, state: dict) -> BaseAlgorithm:
+    """``model``'s class loaded from ``state`` onto ``venv`` (which keeps its own episodes)."""
+    restored = type(model).load(io.BytesIO(state["model"]), env=venv, device=model.device)
+    if "replay_buffer" in state:
+        restored.load_replay_buffer(io.BytesIO(state["replay_buffer"]))
+    if "normalization" in state and isinstance(venv, VecNormalize):
+        venv.obs_rms = state["normalization"]["obs_rms"]
+        venv.ret_rms = state["normalization"]["ret_rms"]
+    return restored
+
+
+def _saved_bytes(save) -> bytes:
+    buffer = io.BytesIO()
+    save(buffer)
+    return buffer.getvalue()
+
+
+class _CheckpointEvery(BaseCallback):
+    """Saves the training state every ``every`` env steps, between rollouts (after an update,
+    when SB3's logger has written that iteration's points)."""
+
+    def __init__(self, checkpoint: Checkpoint, venv: VecEnv, every: int) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.venv = venv
+        self.every = every
+        self.next_save: int | None = None
+
+    def _on_rollout_start(self) -> None:
+        if self.next_save is None:  # the first call, at the start (or the resumed start)
+            self.next_save = (self.num_timesteps // self.every + 1) * self.every
+        elif self.num_timesteps >= self.next_save:
+            self.next_save = (self.num_timesteps // self.every + 1) * self.every
+            state = training_state(self.model, self.venv)
+            self.checkpoint.save(state, f"SB3 expert, {self.num_timesteps} env steps")
+
+    def _on_step(self) -> bool:
+        return True
+
+
 def train_model(
-    model: BaseAlgorithm, venv: VecEnv, total_env_steps: int, tb_dir: Path
+    model: BaseAlgorithm,
+    venv: VecEnv,
+    total_env_steps: int,
+    tb_dir: Path,
+    checkpoint: Checkpoint | None = None,
+    checkpoint_env_steps: int = 50_000,
 ) -> BaseAlgorithm | NormalizedPolicy:
-    """Train ``model`` on ``venv``; return it, wrapped when its observations were normalized."""
+    """Train ``model`` on ``venv``; return it, wrapped when its observations were normalized.
+
+    With ``checkpoint``, the training state is saved every ``checkpoint_env_steps`` env steps,
+    and a run that finds one continues from it (the envs restart their episodes).
+    """
+    callback = None
+    if checkpoint is not None:
+        checkpoint.restore_events()  # before SB3's logger opens its own event file
+        state = checkpoint.resume()
+        if state is not None:
+            model = restore_training_state(model, venv, state)
+        callback = _CheckpointEvery(checkpoint, venv, checkpoint_env_steps)
     model.set_logger(configure(str(tb_dir), ["tensorboard"]))  # no PPO_1/ sub-folders
     with warnings.catch_warnings():  # SB3's bar is tqdm.rich, which calls itself experimental
         warnings.filterwarnings("ignore", message="rich is experimental")
-        model.learn(total_timesteps=total_env_steps, progress_bar=True)
+        model.learn(
+            total_timesteps=total_env_steps - model.num_timesteps,
+            callback=callback,
+            progress_bar=True,
+            reset_num_timesteps=model.num_timesteps == 0,
+        )
     venv.close()
     if isinstance(venv, VecNormalize) and venv.norm_obs:
         rms = venv.obs_rms

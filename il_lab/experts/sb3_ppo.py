@@ -10,6 +10,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from il_lab.checkpoint import Checkpoint
 from il_lab.envs import EnvSpec
 from il_lab.experts.sb3 import (
     NormalizedPolicy,
@@ -80,10 +81,19 @@ class SB3PPOExpert(SB3Expert):
         self.path = path
 
     def train(
-        self, env: EnvSpec, *, seed: int, tb_dir: Path, device: torch.device
+        self,
+        env: EnvSpec,
+        *,
+        seed: int,
+        tb_dir: Path,
+        device: torch.device,
+        checkpoint: Checkpoint | None = None,
+        checkpoint_env_steps: int = 50_000,
     ) -> BaseAlgorithm | NormalizedPolicy:
         venv = make_training_env(
             env, self.n_envs, seed, self.normalize_obs, self.normalize_reward, self.gamma
         )
         model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=0, **self.ppo_kwargs)
-        return train_model(model, venv, self.total_env_steps, tb_dir)
+        return train_model(
+            model, venv, self.total_env_steps, tb_dir, checkpoint, checkpoint_env_steps
+        )

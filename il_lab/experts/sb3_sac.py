@@ -12,6 +12,7 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from il_lab.checkpoint import Checkpoint
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.experts.sb3 import (
@@ -74,8 +75,17 @@ class SB3SACExpert(SB3Expert):
         self.path = path
 
     def train(
-        self, env: EnvSpec, *, seed: int, tb_dir: Path, device: torch.device
+        self,
+        env: EnvSpec,
+        *,
+        seed: int,
+        tb_dir: Path,
+        device: torch.device,
+        checkpoint: Checkpoint | None = None,
+        checkpoint_env_steps: int = 50_000,
     ) -> BaseAlgorithm | NormalizedPolicy:
         venv = make_training_env(env, 1, seed, self.normalize_obs, False, self.gamma)
         model = SAC("MlpPolicy", venv, seed=seed, device=device, verbose=0, **self.sac_kwargs)
-        return train_model(model, venv, self.total_env_steps, tb_dir)
+        return train_model(
+            model, venv, self.total_env_steps, tb_dir, checkpoint, checkpoint_env_steps
+        )

@@ -231,6 +231,11 @@ class PPOTrainer:
         self.episode_lengths: deque[int] = deque(maxlen=EP_INFO_WINDOW)
 
     @property
+    def target_env_steps(self) -> int:
+        """The env steps all ``learn`` calls so far have asked for."""
+        return self._target_timesteps
+
+    @property
     def rollout_size(self) -> int:
         return self.hp.n_envs * self.hp.n_steps
 
