@@ -108,6 +108,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "hidden_sizes": _SIZES,
     "net_arch": _SIZES,
     "device": _one_of("auto", "cpu", "cuda"),
+    "precision": _one_of("fp32", "bf16"),
     **{
         key: _BOOL
         for key in (

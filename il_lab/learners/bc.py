@@ -55,6 +55,7 @@ class BC:
         val_interval: int = 200,
         patience: int = 5,
         obs_norm: str = "shared",
+        precision: str = "fp32",
         env: EnvSpec,
         demonstrations: Sequence[Trajectory],
         expert: object | None = None,
@@ -69,6 +70,7 @@ class BC:
             val_fraction=val_fraction,
             val_interval=val_interval,
             patience=patience,
+            precision=precision,
         )
         self.context_len = context_len
         self._network = network
