@@ -25,6 +25,7 @@ from il_lab.data import (
     Trajectory,
     cap_transitions,
     load_trajectories,
+    record_source,
     save_trajectories,
 )
 from il_lab.envs import EnvSpec
@@ -124,11 +125,18 @@ def run(cfg: DictConfig) -> float:
 
     with _timed(timings, "demos"):
         if user_demos is not None:
-            demos, demos_hit = user_demos, False
+            demos, demos_hit, demos_source = user_demos, False, cfg.demos.path
         else:
-            demos, demos_hit = _expert_demonstrations(
+            demos, demos_hit, demos_source = _expert_demonstrations(
                 cache, expert, expert_id, env, cfg.budget.demo_episodes, cfg.seed
             )
+        record_source(
+            run_dir,
+            demos_source,
+            env=env,
+            demo_transitions=cfg.budget.demo_transitions,
+            by_expert=user_demos is None,
+        )
         demos = cap_transitions(demos, cfg.budget.demo_transitions)
         n_transitions = sum(len(t) for t in demos)
         log.info("demonstrations: %d episodes, %d transitions", len(demos), n_transitions)
@@ -279,8 +287,11 @@ def _expert_demonstrations(
     env: EnvSpec,
     n_episodes: int,
     seed: int,
-) -> tuple[list[Trajectory], bool]:
-    """The expert's deterministic trajectories on seeds derived from the run's seed, cached."""
+) -> tuple[list[Trajectory], bool, Path]:
+    """The expert's deterministic trajectories on seeds derived from the run's seed, cached.
+
+    Returns the trajectories, whether the cache had them, and their file in the cache.
+    """
     seeds = np.random.default_rng([seed, 1]).integers(2**31, size=n_episodes).tolist()
 
     def collect(tmp: Path) -> None:
@@ -297,7 +308,7 @@ def _expert_demonstrations(
         "versions": library_versions(env.id),
     }
     path, hit = cache.get_or_build("demos", payload, ".npz", collect)
-    return load_trajectories(path, env, key="cached demonstrations"), hit
+    return load_trajectories(path, env, key="cached demonstrations"), hit, path
 
 
 def _hyperparameters(cfg: DictConfig, choices) -> dict:

@@ -117,6 +117,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "net_arch": _SIZES,
     "vf_net_arch": ("null (as net_arch) or " + _SIZES[0], lambda v: v is None or _SIZES[1](v)),
     "device": _one_of("auto", "cpu", "cuda"),
+    "precision": _one_of("fp32", "bf16"),
     **{
         key: _BOOL
         for key in (

@@ -109,6 +109,7 @@ def run_cli(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
         ("env.id=CartPol-v1", "env.id='CartPol-v1' is not a registered gymnasium env id"),
         ("learner.network.n_heads=3", "divisible by learner.network.n_heads=3"),
         ("device=tpu", "device='tpu' is not allowed"),
+        ("precision=fp16", "precision='fp16' is not allowed; allowed: one of fp32, bf16"),
         ("learner=dagger learner.beta_schedule=cosine", "learner.beta_schedule='cosine' is not"),
         ("learner.obs_norm=zscore", "allowed: one of per_dim, shared, none"),
         ("learner=gail learner.reward=exp", "learner.reward='exp' is not allowed; allowed: one"),

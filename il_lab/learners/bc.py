@@ -56,6 +56,7 @@ class BC:
         val_interval: int = 200,
         patience: int = 5,
         obs_norm: str = "shared",
+        precision: str = "fp32",
         env: EnvSpec,
         demonstrations: Sequence[Trajectory],
         expert: object | None = None,
@@ -70,6 +71,7 @@ class BC:
             val_fraction=val_fraction,
             val_interval=val_interval,
             patience=patience,
+            precision=precision,
         )
         self.context_len = context_len
         self._network = network

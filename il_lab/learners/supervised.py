@@ -4,6 +4,11 @@ The data set lives in memory as tensors on the training device; each step draws 
 minibatch by index, which is far cheaper than a per-sample DataLoader for data this small.
 A held-out split is scored every ``val_interval`` steps; training stops early after ``patience``
 validations without improvement, and the best weights are restored.
+
+``precision="bf16"`` runs the forward pass under ``torch.autocast`` in bfloat16 (CPU or CUDA, from
+the policy's device): matrix products in bfloat16, float32 master weights and optimizer state,
+the loss computed from float32 outputs, so the logged loss is float32 as in ``fp32``. It pays off
+for the large Transformer (``experiments/benchmark_precision.py``); small MLPs gain nothing.
 """
 
 import copy
@@ -34,6 +39,17 @@ class FitTags:
 
 BC_TAGS = FitTags()
 
+# The root config key ``precision``: the autocast dtype of the forward pass (None: plain float32).
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The forward pass's autocast context for ``precision`` (disabled for ``fp32``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; allowed: one of {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -62,6 +78,7 @@ def fit(
     desc: str = "BC",
     resume: dict | None = None,
     on_validation: Callable[[dict], None] | None = None,
+    precision: str = "fp32",
 ) -> FitResult:
     """Train ``policy`` on ``windows (N, K, obs_dim)`` -> ``actions (N, ...)``.
 
@@ -114,7 +131,10 @@ def fit(
             permutation = torch.randperm(n_train, generator=generator).to(device)
         start = (step % steps_per_epoch) * batch_size
         batch = permutation[start : start + batch_size]
-        params = policy(x_train[batch])
+        with autocast(device, precision):
+            params = policy(x_train[batch])
+        # The loss from float32 outputs, whatever the forward pass ran in: it is what is logged.
+        params = params.float()
         loss = policy.head.loss(params, y_train[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -137,7 +157,7 @@ def fit(
                     logger.add_scalar(tags.train_accuracy, mean_accuracy, global_step)
             interval_loss, interval_accuracy, interval_steps = 0.0, 0.0, 0
             if n_val:
-                val_loss, val_accuracy = _score(policy, x_val, y_val, batch_size)
+                val_loss, val_accuracy = _score(policy, x_val, y_val, batch_size, precision)
                 if logger is not None and tags.val_loss:
                     logger.add_scalar(tags.val_loss, val_loss, global_step)
                 if logger is not None and tags.val_accuracy and val_accuracy is not None:
@@ -178,14 +198,16 @@ def fit(
 
 @torch.no_grad()
 def _score(
-    policy: StackedObsPolicy, x: torch.Tensor, y: torch.Tensor, batch_size: int
+    policy: StackedObsPolicy, x: torch.Tensor, y: torch.Tensor, batch_size: int, precision: str
 ) -> tuple[float, float | None]:
     """Mean loss and (discrete actions) accuracy on held-out data."""
     policy.eval()
     loss, correct = 0.0, 0.0
     for start in range(0, len(x), 4 * batch_size):
         chunk = slice(start, start + 4 * batch_size)
-        params = policy(x[chunk])
+        with autocast(policy.device, precision):
+            params = policy(x[chunk])
+        params = params.float()
         loss += policy.head.loss(params, y[chunk]).item() * len(x[chunk])
         accuracy = policy.head.accuracy(params, y[chunk])
         correct = None if accuracy is None else correct + accuracy.item() * len(x[chunk])
