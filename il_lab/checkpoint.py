@@ -122,7 +122,14 @@ class Checkpoint:
         self.events_dir = Path(events_dir)
         self.enabled = enabled
         self.writer: SummaryWriter | None = None
-        self._saved = load(self.path) if enabled else None
+        try:
+            self._saved = load(self.path) if enabled else None
+        except Exception as error:  # torch, zip and pickle errors alike
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ConfigError(
+                f"{self.path} is not a readable checkpoint ({first_line}); allowed: a checkpoint "
+                "this run wrote, or no file (delete it to start the learner afresh)"
+            ) from error
         if self._saved is not None:
             refuse_other_config(self._saved["config_hash"], config_hash, self.path.parent)
 

@@ -4,10 +4,13 @@
 adapter, and evaluation, video, rollouts and DAgger's expert queries treat all policies alike.
 """
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
+
+if TYPE_CHECKING:
+    from il_lab.checkpoint import Checkpoint
 
 
 @runtime_checkable
@@ -30,8 +33,12 @@ class Policy(Protocol):
 
 @runtime_checkable
 class Learner(Protocol):
-    def learn(self, logger: SummaryWriter) -> None:
-        """Train within the budget given at construction, logging to ``logger``."""
+    def learn(self, logger: SummaryWriter, checkpoint: "Checkpoint | None" = None) -> None:
+        """Train within the budget given at construction, logging to ``logger``.
+
+        With a ``checkpoint`` (``il_lab.checkpoint``), save the whole training state at the
+        learner's natural boundaries, and first continue from the saved state if there is one.
+        """
         ...
 
     @property

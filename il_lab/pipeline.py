@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # artifact. An expert class may declare its own ``BUILD_VERSION`` and ``FILE_FORMAT_VERSION``.
 EXPERT_BUILD_VERSION = 1
 DEMOS_BUILD_VERSION = 1
+# Root keys a resumed run may change (they change no result).
+RESUME_IGNORES = ("hydra", "paths", "checkpoint", "video")
 
 
 def run(cfg: DictConfig) -> float:
@@ -60,9 +62,9 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The run folder belongs to one config: the same command resumes it (or, finished, returns
-    # its score); another config is refused. Where files go and whether checkpoints are written
-    # change no result, so they are not part of it.
-    identity = {k: _plain(cfg[k]) for k in cfg if k not in ("hydra", "paths", "checkpoint")}
+    # its score); another config is refused. Where files go, whether checkpoints are written and
+    # whether a video is made change no result, so they are not part of it.
+    identity = {k: _plain(cfg[k]) for k in cfg if k not in RESUME_IGNORES}
     run_hash = config_hash(identity)
     claim_run_folder(run_dir, run_hash, identity)
     if (run_dir / "metrics.json").is_file():

@@ -181,6 +181,10 @@ def test_a_checkpoint_of_another_config_is_refused(tmp_path):
     }
     with pytest.raises(ConfigError, match="hash aaaa, this one is bbbb"):
         Checkpoint(tmp_path / "ckpt.pt", config_hash="bbbb", events_dir=events)
+    (tmp_path / "broken.pt").write_bytes(b"half a checkpoint")
+    with pytest.raises(ConfigError, match="is not a readable checkpoint") as refused:
+        Checkpoint(tmp_path / "broken.pt", config_hash="aaaa", events_dir=events)
+    assert "\n" not in str(refused.value)
     # Checkpointing off: nothing saved, nothing resumed, nothing refused.
     off = Checkpoint(tmp_path / "ckpt.pt", config_hash="bbbb", events_dir=events, enabled=False)
     off.save({"x": 2})
