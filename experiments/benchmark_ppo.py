@@ -113,19 +113,10 @@ def run_one(
     else:
         from stable_baselines3 import PPO
         from stable_baselines3.common.callbacks import BaseCallback
-        from stable_baselines3.common.vec_env import VecNormalize
 
-        from il_lab.experts.sb3 import NormalizedPolicy, make_training_env
+        from il_lab.experts.sb3 import acting_policy, make_training_env
         from il_lab.experts.sb3_ppo import SB3PPOExpert
 
-        def acting(model, venv):
-            """The policy as the pipeline would save it: frozen VecNormalize statistics."""
-            if isinstance(venv, VecNormalize) and venv.norm_obs:
-                rms = venv.obs_rms
-                return NormalizedPolicy(
-                    model, rms.mean.copy(), rms.var.copy(), venv.clip_obs, venv.epsilon
-                )
-            return model
 
         class EvalEvery(BaseCallback):
             """Evaluates right after an update (at a rollout's start), off the clock."""
@@ -142,7 +133,7 @@ def run_one(
                     return
                 pause = time.perf_counter()
                 self.next_eval = (self.num_timesteps // interval + 1) * interval
-                mean = evaluate(acting(self.model, venv), env, seeds).mean
+                mean = evaluate(acting_policy(self.model, venv), env, seeds).mean
                 best = max(best, mean)
                 if mean >= threshold:
                     reached = (self.num_timesteps, pause - clock - self.paused)
@@ -162,7 +153,7 @@ def run_one(
         model.learn(total_timesteps=env_steps, callback=callback)
         train_seconds = time.perf_counter() - clock - callback.paused
         if not callback.done:  # the final policy, evaluated like the others
-            mean = evaluate(acting(model, venv), env, seeds).mean
+            mean = evaluate(acting_policy(model, venv), env, seeds).mean
             best = max(best, mean)
             if mean >= threshold:
                 reached = (model.num_timesteps, train_seconds)

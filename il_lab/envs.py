@@ -77,10 +77,6 @@ class EnvSpec:
         return self.spaces[1]
 
     @property
-    def uses_mujoco(self) -> bool:
-        return "mujoco" in str(gym.spec(self.id).entry_point)
-
-    @property
     def obs_dim(self) -> int:
         return int(np.prod(self.observation_space.shape))
 

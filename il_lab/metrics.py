@@ -91,10 +91,6 @@ METRICS_KEYS = (
 )
 
 
-def stage_writer(run_dir: Path, stage: str) -> SummaryWriter:
-    return SummaryWriter(log_dir=str(run_dir / "tb" / stage))
-
-
 def write_hparams(writer: SummaryWriter, hyperparameters: dict, final_metrics: dict) -> None:
     """HParams summary into the writer's own folder (``add_hparams`` would make a new one)."""
     clean = {

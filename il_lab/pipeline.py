@@ -72,7 +72,6 @@ def run(cfg: DictConfig) -> float:
         log.info("%s has finished already (metrics.json): not run again", run_dir)
         return math.nan if score is None else score
     cache = ArtifactCache(cfg.paths.cache_dir)
-    rng = seed_everything(cfg.seed)
 
     with _timed(timings, "expert"):
         if external_expert is not None:
@@ -95,16 +94,15 @@ def run(cfg: DictConfig) -> float:
             }
             expert_tb = run_dir / "tb" / "expert"
             expert_key = content_key(expert_id)
-            # Beside the cache entry, under its lock: whichever job builds the expert next (a
-            # rerun, a requeued or another sweep job) continues from the last checkpoint.
-            expert_checkpoint = Checkpoint(
-                cache.checkpoint_path("experts", expert_key),
-                config_hash=expert_key,
-                events_dir=expert_tb,
-                enabled=cfg.checkpoint.enabled,
-            )
-
             def train_expert(tmp: Path) -> None:
+                # Beside the cache entry, opened under its lock: whichever job builds the
+                # expert next (a rerun, a requeued or another sweep job) continues from here.
+                expert_checkpoint = Checkpoint(
+                    cache.checkpoint_path("experts", expert_key),
+                    config_hash=expert_key,
+                    events_dir=expert_tb,
+                    enabled=cfg.checkpoint.enabled,
+                )
                 expert_trainer.save(
                     expert_trainer.train(
                         env,
@@ -120,7 +118,8 @@ def run(cfg: DictConfig) -> float:
             expert_path, expert_hit = cache.get_or_build(
                 "experts", expert_id, expert_trainer.file_suffix, train_expert
             )
-            expert_checkpoint.remove()  # the expert is in the cache: nothing left to resume
+            # The expert is in the cache: nothing is left to resume.
+            cache.checkpoint_path("experts", expert_key).unlink(missing_ok=True)
             # Always act with the cached copy, so a first and a second run behave alike.
             expert = expert_trainer.load(expert_path, env, device, key="cached expert")
         log.info("expert: %s", "from the cache" if expert_hit else "ready")
@@ -144,6 +143,9 @@ def run(cfg: DictConfig) -> float:
         log.info("demonstrations: %d episodes, %d transitions", len(demos), n_transitions)
 
     with _timed(timings, "learner"):
+        # Seeded here, after the expert stage: SB3's load() reseeds the global generators with
+        # the expert's own seed, which would otherwise give every learner seed the same start.
+        rng = seed_everything(cfg.seed)
         learner = make_learner(env=env, demonstrations=demos, expert=expert, rng=rng, device=device)
         checkpoint = Checkpoint(
             run_dir / "checkpoint" / "learner.pt",

@@ -34,9 +34,9 @@ from torch import nn
 from il_lab.checkpoint import Checkpoint
 from il_lab.envs import EnvSpec, spaces_match
 from il_lab.errors import ConfigError
+from il_lab.rl.policy import ACTIVATIONS
 
 NORMALIZATION_ENTRY = "il_lab_obs_normalization.json"
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 # The algorithm behind each policy module a model file names. PPO and A2C share SB3's
 # ActorCriticPolicy (told apart by PPO's n_epochs); DDPG is TD3 with other settings and
 # acts through the same policy class, so TD3 loads it.
@@ -196,9 +196,14 @@ def train_model(
             reset_num_timesteps=model.num_timesteps == 0,
         )
     venv.close()
+    return acting_policy(model, venv)
+
+
+def acting_policy(model: BaseAlgorithm, venv: VecEnv) -> BaseAlgorithm | NormalizedPolicy:
+    """``model`` as it acts on the plain env: with a copy of ``VecNormalize``'s statistics."""
     if isinstance(venv, VecNormalize) and venv.norm_obs:
         rms = venv.obs_rms
-        return NormalizedPolicy(model, rms.mean, rms.var, venv.clip_obs, venv.epsilon)
+        return NormalizedPolicy(model, rms.mean.copy(), rms.var.copy(), venv.clip_obs, venv.epsilon)
     return model
 
 

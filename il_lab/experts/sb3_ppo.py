@@ -12,6 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from il_lab.checkpoint import Checkpoint
 from il_lab.envs import EnvSpec
+from il_lab.errors import ConfigError
 from il_lab.experts.sb3 import (
     NormalizedPolicy,
     SB3Expert,
@@ -51,6 +52,11 @@ class SB3PPOExpert(SB3Expert):
         seed: int = 0,
         path: str | None = None,
     ) -> None:
+        if isinstance(ent_coef, bool) or not isinstance(ent_coef, int | float):
+            raise ConfigError(
+                f"expert.ent_coef={ent_coef!r} is not allowed; allowed: a number >= 0 "
+                "(auto is SAC's, not PPO's)"
+            )
         vf_net_arch = net_arch if vf_net_arch is None else vf_net_arch
         self.total_env_steps = total_env_steps
         self.n_envs = n_envs

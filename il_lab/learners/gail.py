@@ -444,44 +444,28 @@ class GAIL:
     def state_dict(self) -> dict:
         """Everything the next rounds depend on, taken between rounds.
 
-        The generator's part is what ``PPOTrainer`` exposes: its policy (with the running
-        observation statistics), optimizer, step and update counters, generator, and the recent
-        episode returns. Its vectorized envs are not saved: a resumed run starts new episodes
-        where the uninterrupted one would have continued its running ones.
+        The generator's part is ``PPOTrainer.state_dict``: its policy (with the running
+        observation statistics), optimizer, counters and target, generator, return statistics
+        and recent episodes. Its vectorized envs are not saved: a resumed run starts new
+        episodes where the uninterrupted one would have continued its running ones.
         """
-        trainer = self.trainer
         return {
-            "ppo_policy": trainer.policy.state_dict(),
-            "ppo_optimizer": trainer.optimizer.state_dict(),
-            "num_timesteps": trainer.num_timesteps,
-            "n_updates": trainer.n_updates,
-            "ppo_generator": trainer.generator.get_state(),
-            "episode_returns": list(trainer.episode_returns),
-            "episode_lengths": list(trainer.episode_lengths),
+            "ppo": self.trainer.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "disc_optimizer": self.disc_optimizer.state_dict(),
             "generator": self.generator.get_state(),
-            "reward_scale": vars(self.reward_scale).copy(),
+            "reward_scale": self.reward_scale.state_dict(),
             "disc_steps": self._disc_steps,
             "bc_steps": self._bc_steps,
             "rng": self.rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        trainer = self.trainer
-        trainer.policy.load_state_dict(state["ppo_policy"])
-        trainer.optimizer.load_state_dict(state["ppo_optimizer"])
-        trainer.num_timesteps, trainer.n_updates = state["num_timesteps"], state["n_updates"]
-        # PPOTrainer.learn(n) trains until an accumulated target; a resumed trainer's target
-        # starts where its steps are. (PPOTrainer offers no public way to say so yet.)
-        trainer._target_timesteps = trainer.num_timesteps
-        trainer.generator.set_state(state["ppo_generator"])
-        trainer.episode_returns.extend(state["episode_returns"])
-        trainer.episode_lengths.extend(state["episode_lengths"])
+        self.trainer.load_state_dict(state["ppo"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.disc_optimizer.load_state_dict(state["disc_optimizer"])
         self.generator.set_state(state["generator"])
-        vars(self.reward_scale).update(state["reward_scale"])
+        self.reward_scale.load_state_dict(state["reward_scale"])
         self._disc_steps, self._bc_steps = state["disc_steps"], state["bc_steps"]
         self.rng.bit_generator.state = state["rng"]
 
