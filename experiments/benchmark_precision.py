@@ -4,7 +4,8 @@ Trains the network of ``conf/experiment/report_transformer_bc.yaml`` (4 stacked 
 d_model 256, 4 heads, 3 layers, dropout 0.1, batch 128, lr 3e-4) for ``--steps`` gradient steps
 with ``il_lab.learners.supervised.fit`` in each precision. Speed: the median milliseconds per
 step over ``--rounds`` blocks of ``--block`` steps, fp32 and bf16 blocks alternating (after one
-warm-up round), so load from other processes on a shared machine hits both alike. Quality: one
+warm-up round), so load from other processes on a shared machine hits both alike; with one
+thread the CPU milliseconds per step are the figure a busy machine cannot inflate. Quality: one
 uninterrupted run of ``--steps`` per precision from the same initial weights and minibatch order;
 the training loss (mean over its last fifth) and the loss on every transition, in float32. The
 same for BC's default MLP (64x64, batch 256, the size of BCO's inverse-dynamics model and GAIL's
@@ -48,8 +49,9 @@ def report_setting() -> dict:
     return OmegaConf.to_container(preset.learner)
 
 
-def timed_fit(policy, windows, actions, steps, precision, seed, settings) -> tuple[float, object]:
-    start = time.perf_counter()
+def timed_fit(policy, windows, actions, steps, precision, seed, settings):
+    """``fit``; returns its wall-clock and CPU seconds and its result."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = fit(
         policy,
         windows,
@@ -64,7 +66,7 @@ def timed_fit(policy, windows, actions, steps, precision, seed, settings) -> tup
         precision=precision,
         **settings,
     )
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, time.process_time() - cpu_start, result
 
 
 def compare(network, context_len: int, settings: dict, demos, args) -> dict[str, dict]:
@@ -80,20 +82,25 @@ def compare(network, context_len: int, settings: dict, demos, args) -> dict[str,
     # round is warm-up (oneDNN builds its kernels on first use) and is not counted.
     scratch = {p: fresh() for p in precisions}
     block_ms = {p: [] for p in precisions}
+    block_cpu_ms = {p: [] for p in precisions}
     for round_ in range(args.rounds + 1):
         for p in precisions:
-            seconds, _ = timed_fit(scratch[p], windows, actions, args.block, p, round_, settings)
+            seconds, cpu, _ = timed_fit(
+                scratch[p], windows, actions, args.block, p, round_, settings
+            )
             if round_ > 0:
                 block_ms[p].append(1000 * seconds / args.block)
+                block_cpu_ms[p].append(1000 * cpu / args.block)
 
     # Quality: one uninterrupted run per precision from the same weights and minibatch order.
     out = {}
     for p in precisions:
         policy = fresh()
-        seconds, result = timed_fit(policy, windows, actions, args.steps, p, 0, settings)
+        seconds, _, result = timed_fit(policy, windows, actions, args.steps, p, 0, settings)
         out[p] = {
             "ms_per_step": float(np.median(block_ms[p])),
             "ms_range": (min(block_ms[p]), max(block_ms[p])),
+            "cpu_ms_per_step": float(np.median(block_cpu_ms[p])),
             "run_s": seconds,
             "train_loss": result.train_loss,
             "loss": mean_loss(policy, windows, actions),
@@ -158,14 +165,16 @@ def main() -> None:
     }
     print(
         f"| network | precision | ms/step (median of {args.rounds} x {args.block}; range) "
+        "| CPU ms/step (median) "
         f"| {args.steps} steps (s) | train loss (last 20%) | loss on all data (fp32) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, (network, context_len, settings) in cases.items():
         for p, r in compare(network, context_len, settings, demos, args).items():
             low, high = r["ms_range"]
             print(
                 f"| {name} | {p} | {r['ms_per_step']:.2f} ({low:.2f}-{high:.2f}) "
+                f"| {r['cpu_ms_per_step']:.2f} "
                 f"| {r['run_s']:.1f} | {r['train_loss']:.4f} | {r['loss']:.4f} |",
                 flush=True,
             )
