@@ -181,6 +181,18 @@ def test_a_checkpoint_of_another_config_is_refused(tmp_path):
     }
     with pytest.raises(ConfigError, match="hash aaaa, this one is bbbb"):
         Checkpoint(tmp_path / "ckpt.pt", config_hash="bbbb", events_dir=events)
+    # A floor between saves: a save sooner than 0.2 s after the start or the last one is skipped.
+    spaced = Checkpoint(
+        tmp_path / "spaced.pt", config_hash="a", events_dir=events, min_interval_s=0.2
+    )
+    spaced.save({"x": 1})
+    assert not (tmp_path / "spaced.pt").exists()
+    time.sleep(0.25)
+    spaced.save({"x": 2})
+    spaced.save({"x": 3})
+    assert Checkpoint(tmp_path / "spaced.pt", config_hash="a", events_dir=events).resume() == {
+        "x": 2
+    }
     (tmp_path / "broken.pt").write_bytes(b"half a checkpoint")
     with pytest.raises(ConfigError, match="is not a readable checkpoint") as refused:
         Checkpoint(tmp_path / "broken.pt", config_hash="aaaa", events_dir=events)
@@ -252,3 +264,40 @@ def test_submitit_requeue_resumes_a_preempted_job(tmp_path, cache):
     resumed = json.loads((run_dir / "metrics.json").read_text())
     uninterrupted = run(tmp_path / "reference", cache, overrides)
     assert {k: resumed[k] for k in RESULTS} == {k: uninterrupted[k] for k in RESULTS}
+
+
+def test_a_kill_during_expert_training_leaves_no_partial_entry_and_no_stale_events(tmp_path):
+    """Expert training is not checkpointed: the rerun trains it again, into a clean tb/expert,
+    and the cache never holds a partial entry."""
+    command = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        *COMMON,
+        "expert=ppo",
+        "budget.expert_env_steps=100000",
+        "learner=mlp_bc",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    first = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    # Wait until the killed attempt's points are on disk (past the events file's header).
+    while sum(f.stat().st_size for f in (tmp_path / "run" / "tb").rglob("events.*")) < 10_000:
+        assert first.poll() is None, first.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    assert not list((tmp_path / "cache").rglob("*.pt"))
+
+    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    entries = sorted(p.name for p in (tmp_path / "cache" / "experts").iterdir())
+    assert [name for name in entries if ".tmp-" in name] == []
+    assert len([name for name in entries if name.endswith(".pt")]) == 1
+    expert_points = Counter()
+    for file in (tmp_path / "run" / "tb" / "expert").glob("events.out.tfevents.*"):
+        for event in LegacyEventFileLoader(str(file)).Load():
+            for value in event.summary.value:
+                expert_points[(value.tag, event.step)] += 1
+    assert expert_points and max(expert_points.values()) == 1
