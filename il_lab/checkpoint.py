@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,15 +110,25 @@ class Checkpoint:
         config_hash: the run's ``config_hash``; a file with another is refused.
         events_dir: the stage's TensorBoard folder, written by the writer ``open_writer`` gives.
         enabled: when false, nothing is saved or resumed (the stage starts afresh).
+        min_interval_s: skip a save that comes sooner than this after the previous one (or
+            after the start), for learners whose rounds take a fraction of a second.
 
     Raises:
         ConfigError: the file holds a checkpoint of another config.
     """
 
     def __init__(
-        self, path: Path, *, config_hash: str, events_dir: Path, enabled: bool = True
+        self,
+        path: Path,
+        *,
+        config_hash: str,
+        events_dir: Path,
+        enabled: bool = True,
+        min_interval_s: float = 0.0,
     ) -> None:
         self.path = Path(path)
+        self.min_interval_s = min_interval_s
+        self._last_save = time.monotonic()
         self.config_hash = config_hash
         self.events_dir = Path(events_dir)
         self.enabled = enabled
@@ -176,7 +187,7 @@ class Checkpoint:
 
         ``summary`` says in the log where the checkpoint is (e.g. "round 3, 600 env steps").
         """
-        if not self.enabled:
+        if not self.enabled or time.monotonic() - self._last_save < self.min_interval_s:
             return
         if self.writer is not None:
             self.writer.flush()  # every point logged so far is in the files before we measure
@@ -193,6 +204,7 @@ class Checkpoint:
                 "events": events,
             },
         )
+        self._last_save = time.monotonic()
         log.debug("checkpoint: %s", summary)
 
     def remove(self) -> None:

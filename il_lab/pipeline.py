@@ -152,6 +152,7 @@ def run(cfg: DictConfig) -> float:
             config_hash=run_hash,
             events_dir=run_dir / "tb" / "learner",
             enabled=cfg.checkpoint.enabled,
+            min_interval_s=cfg.checkpoint.min_interval_s,
         )
         learner_writer = checkpoint.open_writer()
         try:

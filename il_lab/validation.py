@@ -109,6 +109,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     ),
     "vf_coef": _NON_NEGATIVE,
     "weight_decay": _NON_NEGATIVE,
+    "min_interval_s": _NON_NEGATIVE,
     "gamma": _UNIT,
     "gae_lambda": _UNIT,
     "dropout": _FRACTION,

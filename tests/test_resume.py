@@ -181,6 +181,18 @@ def test_a_checkpoint_of_another_config_is_refused(tmp_path):
     }
     with pytest.raises(ConfigError, match="hash aaaa, this one is bbbb"):
         Checkpoint(tmp_path / "ckpt.pt", config_hash="bbbb", events_dir=events)
+    # A floor between saves: a save sooner than 0.2 s after the start or the last one is skipped.
+    spaced = Checkpoint(
+        tmp_path / "spaced.pt", config_hash="a", events_dir=events, min_interval_s=0.2
+    )
+    spaced.save({"x": 1})
+    assert not (tmp_path / "spaced.pt").exists()
+    time.sleep(0.25)
+    spaced.save({"x": 2})
+    spaced.save({"x": 3})
+    assert Checkpoint(tmp_path / "spaced.pt", config_hash="a", events_dir=events).resume() == {
+        "x": 2
+    }
     (tmp_path / "broken.pt").write_bytes(b"half a checkpoint")
     with pytest.raises(ConfigError, match="is not a readable checkpoint") as refused:
         Checkpoint(tmp_path / "broken.pt", config_hash="aaaa", events_dir=events)
@@ -312,4 +324,7 @@ def test_an_expert_killed_with_sigkill_resumes_in_the_rerun(tmp_path):
     log = (tmp_path / "run" / "run.log").read_text()
     assert "resuming from" in log and "PPO expert" in log
     assert max(steps_of(points(tmp_path / "run", "expert")).values()) == 1
+    entries = sorted(p.name for p in (tmp_path / "cache" / "experts").iterdir())
+    assert [name for name in entries if ".tmp-" in name or name.endswith(".checkpoint")] == []
+    assert len([name for name in entries if name.endswith(".pt")]) == 1
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["learner/env_steps"] == 0
