@@ -148,7 +148,9 @@ def run_one(
         venv = make_training_env(
             env, expert.n_envs, seed, expert.normalize_obs, expert.normalize_reward, expert.gamma
         )
-        model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **expert.ppo_kwargs)
+        model = PPO(
+            "MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **expert.algorithm_kwargs
+        )
         callback = EvalEvery()
         model.learn(total_timesteps=env_steps, callback=callback)
         train_seconds = time.perf_counter() - clock - callback.paused

@@ -81,8 +81,6 @@ class PPOExpert:
             normalize_reward=normalize_reward,
         )
         self.total_env_steps = total_env_steps
-        self.seed = seed
-        self.path = path
 
     def train(
         self,

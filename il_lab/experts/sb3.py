@@ -270,11 +270,43 @@ def load_model(
 
 
 class SB3Expert:
-    """What every SB3 expert shares: its file suffix, ``save`` and ``load``."""
+    """What every SB3 expert shares: training, its file suffix, ``save`` and ``load``.
+
+    A subclass's constructor (the config's schema) sets ``algorithm`` (the SB3 class),
+    ``algorithm_kwargs``, ``total_env_steps``, ``n_envs``, ``normalize_obs``,
+    ``normalize_reward`` and ``gamma``.
+    """
 
     file_suffix = ".zip"
+    algorithm: type[BaseAlgorithm]
+    algorithm_kwargs: dict
+    total_env_steps: int
+    n_envs: int
+    normalize_obs: bool
+    normalize_reward: bool
+    gamma: float
     FILE_FORMAT_VERSION = 1  # SB3's zip, plus NORMALIZATION_ENTRY when observations are normalized
     BUILD_VERSION = 1  # bump when training here changes what a seed produces
+
+    def train(
+        self,
+        env: EnvSpec,
+        *,
+        seed: int,
+        tb_dir: Path,
+        device: torch.device,
+        checkpoint: Checkpoint | None = None,
+        checkpoint_env_steps: int = 50_000,
+    ) -> BaseAlgorithm | NormalizedPolicy:
+        venv = make_training_env(
+            env, self.n_envs, seed, self.normalize_obs, self.normalize_reward, self.gamma
+        )
+        model = self.algorithm(
+            "MlpPolicy", venv, seed=seed, device=device, verbose=0, **self.algorithm_kwargs
+        )
+        return train_model(
+            model, venv, self.total_env_steps, tb_dir, checkpoint, checkpoint_env_steps
+        )
 
     def save(self, policy: BaseAlgorithm | NormalizedPolicy, path: Path) -> None:
         save_model(policy, path)

@@ -4,22 +4,14 @@ The general defaults (``conf/expert/sb3_ppo.yaml``) are rl-zoo's tuned CartPole-
 presets' tuned values for other envs come from ``conf/tuned/<env>_sb3_ppo.yaml``.
 """
 
-from pathlib import Path
 
-import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.base_class import BaseAlgorithm
 
-from il_lab.checkpoint import Checkpoint
-from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.experts.sb3 import (
-    NormalizedPolicy,
     SB3Expert,
     activation_class,
     linear_schedule,
-    make_training_env,
-    train_model,
 )
 
 
@@ -63,7 +55,8 @@ class SB3PPOExpert(SB3Expert):
         self.normalize_obs = normalize_obs
         self.normalize_reward = normalize_reward
         self.gamma = gamma
-        self.ppo_kwargs = dict(
+        self.algorithm = PPO
+        self.algorithm_kwargs = dict(
             n_steps=n_steps,
             batch_size=batch_size,
             n_epochs=n_epochs,
@@ -82,24 +75,4 @@ class SB3PPOExpert(SB3Expert):
                 "ortho_init": ortho_init,
                 "log_std_init": log_std_init,
             },
-        )
-        self.seed = seed
-        self.path = path
-
-    def train(
-        self,
-        env: EnvSpec,
-        *,
-        seed: int,
-        tb_dir: Path,
-        device: torch.device,
-        checkpoint: Checkpoint | None = None,
-        checkpoint_env_steps: int = 50_000,
-    ) -> BaseAlgorithm | NormalizedPolicy:
-        venv = make_training_env(
-            env, self.n_envs, seed, self.normalize_obs, self.normalize_reward, self.gamma
-        )
-        model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=0, **self.ppo_kwargs)
-        return train_model(
-            model, venv, self.total_env_steps, tb_dir, checkpoint, checkpoint_env_steps
         )

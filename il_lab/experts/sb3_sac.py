@@ -6,22 +6,14 @@ Ant and Walker2d where a GPU or a cluster is at hand; on a CPU, ``sb3_ppo`` or `
 Defaults are SB3's, with rl-zoo's ``hyperparams/sac.yml`` values in the presets.
 """
 
-from pathlib import Path
 
-import torch
 from stable_baselines3 import SAC
-from stable_baselines3.common.base_class import BaseAlgorithm
 
-from il_lab.checkpoint import Checkpoint
-from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.experts.sb3 import (
-    NormalizedPolicy,
     SB3Expert,
     activation_class,
     linear_schedule,
-    make_training_env,
-    train_model,
 )
 
 
@@ -53,9 +45,12 @@ class SB3SACExpert(SB3Expert):
                 "or auto_<initial value>"
             )
         self.total_env_steps = total_env_steps
+        self.n_envs = 1
         self.normalize_obs = normalize_obs
+        self.normalize_reward = False  # rl-zoo's SAC entries never normalize rewards
         self.gamma = gamma
-        self.sac_kwargs = dict(
+        self.algorithm = SAC
+        self.algorithm_kwargs = dict(
             learning_rate=linear_schedule(learning_rate) if linear_annealing else learning_rate,
             buffer_size=buffer_size,
             learning_starts=learning_starts,
@@ -70,22 +65,4 @@ class SB3SACExpert(SB3Expert):
                 "net_arch": list(net_arch),
                 "activation_fn": activation_class(activation),
             },
-        )
-        self.seed = seed
-        self.path = path
-
-    def train(
-        self,
-        env: EnvSpec,
-        *,
-        seed: int,
-        tb_dir: Path,
-        device: torch.device,
-        checkpoint: Checkpoint | None = None,
-        checkpoint_env_steps: int = 50_000,
-    ) -> BaseAlgorithm | NormalizedPolicy:
-        venv = make_training_env(env, 1, seed, self.normalize_obs, False, self.gamma)
-        model = SAC("MlpPolicy", venv, seed=seed, device=device, verbose=0, **self.sac_kwargs)
-        return train_model(
-            model, venv, self.total_env_steps, tb_dir, checkpoint, checkpoint_env_steps
         )
