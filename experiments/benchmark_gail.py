@@ -83,6 +83,7 @@ def run_one(seed: int, args: argparse.Namespace) -> Result:
     from omegaconf import OmegaConf
 
     from il_lab.evaluation import eval_seeds, evaluate
+    from il_lab.interfaces import LearnerInputs
     from il_lab.rollout import rollout
     from il_lab.seeding import seed_everything
 
@@ -101,7 +102,7 @@ def run_one(seed: int, args: argparse.Namespace) -> Result:
     rng = seed_everything(seed)
     clock = time.perf_counter()
     gail = instantiate(cfg, _partial_=True)(
-        env=env, demonstrations=demos, expert=None, rng=rng, device="cpu"
+        inputs=LearnerInputs(env=env, demonstrations=demos, rng=rng)
     )
     train_seconds = time.perf_counter() - clock
     reached: tuple[int, float] | None = None

@@ -4,13 +4,18 @@
 adapter, and evaluation, video, rollouts and DAgger's expert queries treat all policies alike.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
 if TYPE_CHECKING:
     from il_lab.checkpoint import Checkpoint
+    from il_lab.data import Trajectory
+    from il_lab.envs import EnvSpec
 
 
 @runtime_checkable
@@ -31,8 +36,37 @@ class Policy(Protocol):
         ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class LearnerInputs:
+    """What every learner receives at run time, beside its hyperparameters from the config.
+
+    A learner's constructor takes its config keys plus ``inputs``; Hydra builds the rest, the
+    pipeline this (``make_learner(inputs=LearnerInputs(...))``).
+
+    Attributes:
+        env: the env to learn (and, for online learners, to interact with).
+        demonstrations: the expert's trajectories (learners read only what they document).
+        rng: the learner's generator: every random draw of the run comes from it (or is seeded
+            from it), so one seed gives one run.
+        expert: the expert, for learners that query it (DAgger); ``None`` where none is needed.
+        device: where networks live and train.
+    """
+
+    env: "EnvSpec"
+    demonstrations: "Sequence[Trajectory]"
+    rng: np.random.Generator
+    expert: Policy | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", torch.device(self.device))
+        object.__setattr__(self, "demonstrations", list(self.demonstrations))
+
+
 @runtime_checkable
 class Learner(Protocol):
+    """Built as ``Learner(**hyperparameters, inputs=LearnerInputs(...))``."""
+
     def learn(self, logger: SummaryWriter, checkpoint: "Checkpoint | None" = None) -> None:
         """Train within the budget given at construction, logging to ``logger``.
 

@@ -30,6 +30,7 @@ from il_lab.data import (
 )
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate, normalized_score
+from il_lab.interfaces import LearnerInputs
 from il_lab.metrics import write_hparams, write_metrics_json
 from il_lab.rollout import rollout
 from il_lab.seeding import resolve_device, seed_everything, set_threads
@@ -146,7 +147,10 @@ def run(cfg: DictConfig) -> float:
         # Seeded here, after the expert stage: SB3's load() reseeds the global generators with
         # the expert's own seed, which would otherwise give every learner seed the same start.
         rng = seed_everything(cfg.seed)
-        learner = make_learner(env=env, demonstrations=demos, expert=expert, rng=rng, device=device)
+        inputs = LearnerInputs(
+            env=env, demonstrations=demos, expert=expert, rng=rng, device=device
+        )
+        learner = make_learner(inputs=inputs)
         checkpoint = Checkpoint(
             run_dir / "checkpoint" / "learner.pt",
             config_hash=run_hash,

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy
+from il_lab.interfaces import LearnerInputs
 from il_lab.rollout import rollout
 
 CARTPOLE = EnvSpec("CartPole-v1")
@@ -49,10 +50,12 @@ def test_every_learner_instantiates_and_acts(learner, debug):
     # As in the pipeline: Hydra would turn a dataclass argument into a config, so the runtime
     # objects go to the partial.
     learner_obj = instantiate(cfg.learner, _partial_=True)(
-        env=CARTPOLE,
-        demonstrations=demos,
-        expert=RandomPolicy(CARTPOLE.action_space, 0),
-        rng=np.random.default_rng(0),
+        inputs=LearnerInputs(
+            env=CARTPOLE,
+            demonstrations=demos,
+            expert=RandomPolicy(CARTPOLE.action_space, 0),
+            rng=np.random.default_rng(0),
+        )
     )
     actions, _ = learner_obj.policy.predict(demos[0].obs[:3])
     assert actions.shape == (3,)

@@ -15,6 +15,7 @@ from test_pipeline import scalar_tags
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
+from il_lab.interfaces import LearnerInputs
 from il_lab.learners.gail import (
     GAIL,
     REWARD_FORMS,
@@ -47,9 +48,11 @@ def make_gail(
         total_env_steps=total_env_steps,
         round_env_steps=1024,
         n_disc_updates=8,
-        env=env,
-        demonstrations=demos if demos is not None else rollout(BalancingExpert(), env, [0, 1]),
-        rng=np.random.default_rng(0),
+        inputs=LearnerInputs(
+            env=env,
+            demonstrations=demos if demos is not None else rollout(BalancingExpert(), env, [0, 1]),
+            rng=np.random.default_rng(0),
+        ),
     )
     return GAIL(**{**kwargs, **overrides})
 

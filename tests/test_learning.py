@@ -8,6 +8,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
+from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
 from il_lab.learners.supervised import fit
 from il_lab.networks import MLPNet, TransformerNet
@@ -34,9 +35,7 @@ def train_bc(network, context_len: int, n_episodes: int, gradient_steps: int) ->
         batch_size=256,
         gradient_steps=gradient_steps,
         val_interval=100,
-        env=CARTPOLE,
-        demonstrations=demos,
-        rng=np.random.default_rng(0),
+        inputs=LearnerInputs(env=CARTPOLE, demonstrations=demos, rng=np.random.default_rng(0)),
     )
     bc.learn(None)
     return bc

@@ -10,6 +10,7 @@ from test_learning import CARTPOLE, BalancingExpert
 from il_lab.data import Trajectory, cap_transitions
 from il_lab.evaluation import eval_seeds, evaluate
 from il_lab.interaction import EnvStepper
+from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
 from il_lab.learners.bco import BCO
 from il_lab.learners.dagger import DAgger, beta_for_round
@@ -45,10 +46,12 @@ def make_dagger(**overrides) -> DAgger:
         total_env_steps=100,
         round_env_steps=25,
         eval_episodes_per_round=0,
-        env=CARTPOLE,
-        demonstrations=expert_demos(0, 25),
-        expert=BalancingExpert(),
-        rng=np.random.default_rng(0),
+        inputs=LearnerInputs(
+            env=CARTPOLE,
+            demonstrations=expert_demos(0, 25),
+            expert=BalancingExpert(),
+            rng=np.random.default_rng(0),
+        ),
     )
     return DAgger(**{**kwargs, **overrides})
 
@@ -118,9 +121,9 @@ def test_dagger_learns_from_few_labels():
     dagger.learn(None)
     plain = BC(
         **make_bc(gradient_steps=500).keywords,
-        env=CARTPOLE,
-        demonstrations=expert_demos(0, 25),
-        rng=np.random.default_rng(0),
+        inputs=LearnerInputs(
+            env=CARTPOLE, demonstrations=expert_demos(0, 25), rng=np.random.default_rng(0)
+        ),
     )
     plain.learn(None)
     seeds = eval_seeds(1000, 10)
@@ -141,9 +144,9 @@ def make_bco(demonstrations, total_env_steps=3000) -> BCO:
         total_env_steps=total_env_steps,
         alpha=0.5,
         n_iterations=2,
-        env=CARTPOLE,
-        demonstrations=demonstrations,
-        rng=np.random.default_rng(0),
+        inputs=LearnerInputs(
+            env=CARTPOLE, demonstrations=demonstrations, rng=np.random.default_rng(0)
+        ),
     )
 
 
@@ -263,7 +266,7 @@ def test_bco_policy_keeps_the_episodes_history_across_rounds(monkeypatch):
     monkeypatch.setattr(StackedObsPolicy, "predict", spy)
     bco = make_bco(expert_demos(1), total_env_steps=600)  # 300 random steps, 2 rounds of 150
     bco.bc = partial(make_bc(gradient_steps=5, context_len=3), network=network)(
-        env=CARTPOLE, demonstrations=expert_demos(1), rng=bco.rng
+        inputs=LearnerInputs(env=CARTPOLE, demonstrations=expert_demos(1), rng=bco.rng)
     )
     bco.idm_fit["gradient_steps"] = 5
     bco.learn(None)

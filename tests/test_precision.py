@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 
 from il_lab.data import windows_and_actions
 from il_lab.envs import EnvSpec
+from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import build_policy
 from il_lab.learners.supervised import autocast, fit
 from il_lab.networks import TransformerNet
@@ -76,7 +77,7 @@ def test_the_root_precision_key_reaches_every_bc():
         assert bc_cfg.precision == "bf16", learner
     cfg = compose_config(["learner=transformer_bc", "precision=bf16"])
     bc = instantiate(cfg.learner, _partial_=True)(
-        env=CARTPOLE, demonstrations=demos, rng=np.random.default_rng(0)
+        inputs=LearnerInputs(env=CARTPOLE, demonstrations=demos, rng=np.random.default_rng(0))
     )
     assert bc.hyperparameters["precision"] == "bf16"
     assert compose_config([]).learner.precision == "fp32"  # the default

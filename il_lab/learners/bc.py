@@ -15,6 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 from il_lab.checkpoint import Checkpoint
 from il_lab.data import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
+from il_lab.interfaces import LearnerInputs
 from il_lab.learners.supervised import FitResult, fit
 from il_lab.policies import StackedObsPolicy
 
@@ -57,11 +58,7 @@ class BC:
         patience: int = 5,
         obs_norm: str = "shared",
         precision: str = "fp32",
-        env: EnvSpec,
-        demonstrations: Sequence[Trajectory],
-        expert: object | None = None,
-        rng: np.random.Generator,
-        device: torch.device | str = "cpu",
+        inputs: LearnerInputs,
     ) -> None:
         self.hyperparameters = dict(
             gradient_steps=gradient_steps,
@@ -75,12 +72,12 @@ class BC:
         )
         self.context_len = context_len
         self._network = network
-        self._env = env
+        self._env = inputs.env
         self.obs_norm = obs_norm
-        self.demonstrations = list(demonstrations)
-        self.rng = rng
+        self.demonstrations = list(inputs.demonstrations)
+        self.rng = inputs.rng
         self._policy = build_policy(
-            network, env, context_len, self.demonstrations, torch.device(device), obs_norm
+            network, inputs.env, context_len, self.demonstrations, inputs.device, obs_norm
         )
         self._gradient_steps = 0
         self.result: FitResult | None = None

@@ -14,6 +14,7 @@ for the losses. The inverse-dynamics model is a ``StackedObsPolicy`` over the tw
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -22,8 +23,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.checkpoint import Checkpoint
 from il_lab.data import Trajectory, windows_and_actions
-from il_lab.envs import EnvSpec
 from il_lab.interaction import Actor, EnvStepper
+from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
 from il_lab.learners.supervised import FitTags, fit
 from il_lab.policies import StackedObsPolicy
@@ -52,11 +53,7 @@ class BCO:
         alpha: float,
         n_iterations: int,
         warm_start: bool = False,
-        env: EnvSpec,
-        demonstrations: list[Trajectory],
-        expert: object | None = None,
-        rng: np.random.Generator,
-        device: torch.device | str = "cpu",
+        inputs: LearnerInputs,
     ) -> None:
         self.idm_network = idm_network
         self.idm_fit = dict(
@@ -68,10 +65,11 @@ class BCO:
             val_interval=max(1, idm_gradient_steps // 5),
             patience=idm_gradient_steps,  # fixed budget: validation only measures accuracy
         )
+        env, demonstrations = inputs.env, inputs.demonstrations
         self.env = env
         self.warm_start = warm_start
-        self.rng = rng
-        self.device = torch.device(device)
+        self.rng = inputs.rng
+        self.device = inputs.device
         # State-only demonstrations: the actions are not kept for training.
         self.demo_obs = [
             np.asarray(t.obs, dtype=np.float32).reshape(len(t.obs), -1) for t in demonstrations
@@ -94,7 +92,8 @@ class BCO:
             )
             for obs, (terminated, truncated) in zip(self.demo_obs, self.demo_ends, strict=True)
         ]
-        self.bc = bc(env=env, demonstrations=placeholder, rng=rng, device=device)
+        # BC never sees the expert nor the demonstrations' actions.
+        self.bc = bc(inputs=replace(inputs, demonstrations=placeholder, expert=None))
         self.idm: StackedObsPolicy | None = None
         self._idm_steps = 0
         self._env_steps = 0

@@ -16,16 +16,14 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.checkpoint import Checkpoint
-from il_lab.data import Trajectory, windows_and_actions
-from il_lab.envs import EnvSpec
+from il_lab.data import windows_and_actions
 from il_lab.errors import ConfigError
 from il_lab.evaluation import evaluate
 from il_lab.interaction import Actor, EnvStepper
-from il_lab.interfaces import Policy
+from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
 
 log = logging.getLogger(__name__)
@@ -68,11 +66,7 @@ class DAgger:
         mixture: Literal["per_step", "per_episode"] = "per_step",
         warm_start: bool = True,
         eval_episodes_per_round: int = 3,
-        env: EnvSpec,
-        demonstrations: list[Trajectory],
-        expert: Policy,
-        rng: np.random.Generator,
-        device: torch.device | str = "cpu",
+        inputs: LearnerInputs,
     ) -> None:
         if mixture not in ("per_step", "per_episode"):
             raise ConfigError(
@@ -81,17 +75,21 @@ class DAgger:
         if not 0 <= beta0 <= 1:
             raise ConfigError(f"learner.beta0={beta0} is not allowed; allowed: 0 <= beta0 <= 1")
         beta_for_round(1, beta_schedule, beta0, rampdown_rounds, beta_decay)  # checks the name
-        self.bc = bc(env=env, demonstrations=demonstrations, expert=expert, rng=rng, device=device)
-        self.env = env
-        self.expert = expert
-        self.rng = rng
+        if inputs.expert is None:
+            raise ConfigError("DAgger queries an expert; none was given (LearnerInputs.expert)")
+        self.bc = bc(inputs=inputs)
+        self.env = inputs.env
+        self.expert = inputs.expert
+        self.rng = inputs.rng
         self.total_env_steps = total_env_steps
         self.round_env_steps = round_env_steps
         self.schedule = (beta_schedule, beta0, rampdown_rounds, beta_decay)
         self.mixture = mixture
         self.warm_start = warm_start
         self.eval_episodes_per_round = eval_episodes_per_round
-        self.windows, self.actions = windows_and_actions(demonstrations, self.bc.context_len)
+        self.windows, self.actions = windows_and_actions(
+            inputs.demonstrations, self.bc.context_len
+        )
         self._env_steps = 0
         self._expert_queries = 0
         self.expert_acted = 0  # steps on which the expert's action was executed
@@ -99,7 +97,7 @@ class DAgger:
         self.round_sizes: list[int] = []
         # Acting state that lives as long as an episode, across round boundaries: both actors'
         # memories and the current draw (per_episode: the draw of the episode's first step).
-        self._expert_actor = Actor(expert)
+        self._expert_actor = Actor(inputs.expert)
         self._learner_actor = Actor(self.bc.policy)
         self._use_expert = False
         self._beta = 0.0

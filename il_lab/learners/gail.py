@@ -60,9 +60,8 @@ from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.checkpoint import Checkpoint
-from il_lab.data import Trajectory
-from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
+from il_lab.interfaces import LearnerInputs
 from il_lab.learners.supervised import fit
 from il_lab.networks import MLPNet
 from il_lab.normalization import RunningMeanStd
@@ -199,8 +198,7 @@ class GAIL:
         normalize_reward: divide the reward by its running standard deviation.
         train_on_true_reward: debugging: PPO trains on the env's reward.
         bc_warm_start_steps: log-likelihood steps on the demonstrations before any env step.
-        env, demonstrations, expert, rng, device: the runtime objects every learner receives;
-            the expert is never queried.
+        inputs: the runtime objects every learner receives; the expert is never queried.
     """
 
     def __init__(
@@ -215,11 +213,7 @@ class GAIL:
         normalize_reward: bool = False,
         train_on_true_reward: bool = False,
         bc_warm_start_steps: int = 0,
-        env: EnvSpec,
-        demonstrations: list[Trajectory],
-        expert: object | None = None,
-        rng: np.random.Generator,
-        device: torch.device | str = "cpu",
+        inputs: LearnerInputs,
     ) -> None:
         reward_from_logits(torch.zeros(1), reward)  # checks the name
         for key, value in (
@@ -241,11 +235,12 @@ class GAIL:
                 f"learner.discriminator.grad_penalty={discriminator.grad_penalty!r} is not "
                 "allowed; allowed: a number >= 0 (0: off)"
             )
+        env, demonstrations, rng = inputs.env, inputs.demonstrations, inputs.rng
         if not demonstrations:
             raise ConfigError("GAIL needs demonstrations; allowed: budget.demo_episodes >= 1")
         self.env = env
         self.rng = rng
-        self.device = torch.device(device)
+        self.device = inputs.device
         self.total_env_steps = total_env_steps
         self.round_env_steps = round_env_steps
         self.n_disc_updates = n_disc_updates
