@@ -48,8 +48,10 @@ LEARNER_TAGS = {
     "bco": _BC
     | {
         "train/idm_loss",
-        "train/idm_accuracy",
-        "data/inferred_action_agreement",
+        "train/idm_accuracy",  # Discrete actions: held-out accuracy
+        "val/idm_loss",  # Box actions: held-out negative log-likelihood
+        "data/inferred_action_agreement",  # Discrete: inferred == the file's action (diagnostic)
+        "data/inferred_action_mse",  # Box: mean squared error against the file's (diagnostic)
         "rollout/ep_rew_mean",
     },
     # PPO's own tags (the generator, env-reward rollout/ep_rew_mean included), the
@@ -60,6 +62,7 @@ LEARNER_TAGS = {
         "train/disc_acc_expert",
         "train/disc_acc_policy",
         "train/disc_reward_mean",
+        "train/disc_absorbing_reward",  # with absorbing states: the absorbing state's reward
         "train/bc_loss",
     },
 }

@@ -126,21 +126,30 @@ def test_box_actions_are_rescaled_by_the_bounds():
     gail = make_gail(env=PENDULUM, demos=demos)
     obs = torch.zeros(3, 3)
     inputs = gail.discriminator.encode(obs, torch.tensor([[-2.0], [0.0], [2.0]]))
-    torch.testing.assert_close(inputs[:, -1], torch.tensor([-1.0, 0.0, 1.0]))
+    # [3 observation inputs, the action, the absorbing flag (0: not absorbing)]
+    torch.testing.assert_close(inputs[:, 3], torch.tensor([-1.0, 0.0, 1.0]))
+    torch.testing.assert_close(inputs[:, -1], torch.zeros(3))
     one_hot = make_gail().discriminator.encode(torch.zeros(2, 4), torch.tensor([1, 0]))
-    torch.testing.assert_close(one_hot[:, -2:], torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    torch.testing.assert_close(one_hot[:, 4:6], torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    plain = make_gail(absorbing=False).discriminator.encode(torch.zeros(1, 4), torch.tensor([1]))
+    assert plain.shape == (1, 6) and one_hot.shape == (2, 7)
 
 
 # the generator ------------------------------------------------------------------------------
 
 
-def spy_on_updates(monkeypatch, trainer: PPOTrainer) -> list[torch.Tensor]:
-    """The training rewards of every rollout PPO updates on (valid steps only)."""
+def spy_on_updates(
+    monkeypatch, trainer: PPOTrainer, terminated: list | None = None
+) -> list[torch.Tensor]:
+    """The training rewards of every rollout PPO updates on (valid steps only); with a list
+    ``terminated``, each rollout's termination flags (valid steps only) are appended to it."""
     seen = []
     update = trainer.update
 
     def spy(rollout):
         seen.append(rollout.rewards[rollout.valid].clone())
+        if terminated is not None:
+            terminated.append(rollout.terminated[rollout.valid].clone())
         return update(rollout)
 
     monkeypatch.setattr(trainer, "update", spy)
@@ -158,11 +167,32 @@ def test_generator_trains_on_the_discriminators_reward_not_the_envs(monkeypatch)
         gail.discriminator.head.bias.fill_(3.0)
     gail.n_disc_updates = 1
     gail.disc_optimizer.param_groups[0]["lr"] = 0.0
-    seen = spy_on_updates(monkeypatch, gail.trainer)
+    terminated = []
+    seen = spy_on_updates(monkeypatch, gail.trainer, terminated)
     gail.learn(None)
     assert len(seen) == len(calls) == 4 and gail.env_steps == 2048
-    for rewards, n_valid in zip(seen, calls, strict=True):
-        assert len(rewards) == n_valid
+    per_step = math.log1p(math.exp(3.0))
+    # The absorbing state earns softplus(3) forever too: a terminal step adds its discounted tail.
+    gamma = gail.trainer.hp.gamma
+    for rewards, n_valid, ends in zip(seen, calls, terminated, strict=True):
+        assert len(rewards) == n_valid and ends.any()  # CartPole's falls reach the update
+        expected = torch.where(ends, per_step / (1 - gamma), per_step).float()
+        torch.testing.assert_close(rewards, expected)
+
+
+def test_without_absorbing_states_terminal_steps_earn_the_plain_reward(monkeypatch):
+    gail = make_gail(
+        total_env_steps=1024, absorbing=False, ppo_overrides={"n_envs": 8, "n_steps": 64}
+    )
+    with torch.no_grad():
+        gail.discriminator.head.weight.zero_()
+        gail.discriminator.head.bias.fill_(3.0)
+    gail.disc_optimizer.param_groups[0]["lr"] = 0.0
+    terminated = []
+    seen = spy_on_updates(monkeypatch, gail.trainer, terminated)
+    gail.learn(None)
+    assert torch.cat(terminated).any()
+    for rewards in seen:
         torch.testing.assert_close(rewards, torch.full_like(rewards, math.log1p(math.exp(3.0))))
 
 
@@ -181,7 +211,7 @@ def test_reward_normalization_divides_by_the_running_std_and_keeps_the_sign():
     gail = make_gail(normalize_reward=True, reward="airl")
     obs, acts = random_pairs(20)
     raw = gail.reward(obs, acts)
-    scaled = gail._reward_fn(obs, acts, obs)
+    scaled = gail._reward_fn(obs, acts, obs, torch.zeros(len(obs), dtype=torch.bool))
     # RunningMeanStd starts from a tiny prior count (1e-4), as SB3's does: hence rtol 1e-4.
     expected = raw / raw.double().std(unbiased=False).float()
     torch.testing.assert_close(scaled, expected, rtol=1e-4, atol=1e-6)

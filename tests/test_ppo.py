@@ -286,9 +286,12 @@ def test_same_seed_same_weights_and_chunks_equal_one_call():
 def test_reward_fn_replaces_the_training_reward_but_not_the_reported_one():
     calls = []
 
-    def zero_reward(obs, acts, next_obs):
+    terminations = []
+
+    def zero_reward(obs, acts, next_obs, terminated):
         calls.append((obs.shape, acts.shape, acts.dtype, next_obs.shape))
-        assert set(acts.tolist()) <= {0, 1}
+        assert set(acts.tolist()) <= {0, 1} and terminated.shape == (len(obs),)
+        terminations.append(int(terminated.sum()))
         return torch.zeros(len(obs))
 
     replaced = PPOTrainer(tiny(), env=CARTPOLE, seed=0, reward_fn=zero_reward)
@@ -302,8 +305,25 @@ def test_reward_fn_replaces_the_training_reward_but_not_the_reported_one():
     assert 0 < n <= replaced.rollout_size
     assert not same_weights(weights(replaced), weights(true))
     assert np.mean(replaced.episode_returns) > 5  # still the env's own reward
+    # Every CartPole episode of a barely trained policy ends by falling: a termination each.
+    assert sum(terminations) == len(replaced.episode_lengths) > 5
     replaced.close()
     true.close()
+
+
+def test_reward_fn_is_told_terminations_never_time_limits():
+    """Pendulum never terminates; its episodes end only at the 200-step limit."""
+    seen = []
+
+    def spy(obs, acts, next_obs, terminated):
+        seen.append(terminated.clone())
+        return torch.zeros(len(obs))
+
+    trainer = PPOTrainer(tiny(n_steps=128), env=PENDULUM, seed=0, reward_fn=spy)
+    trainer.learn(1024)
+    trainer.close()
+    assert len(trainer.episode_lengths) >= 4  # episodes did end, by truncation
+    assert not torch.cat(seen).any()
 
 
 # learning ----------------------------------------------------------------------------------

@@ -25,12 +25,31 @@ Reward forms (``reward``), each increasing in D, computed stably from the logit:
   write-up's reward. Always positive, so it also pays for merely staying alive (a survival
   bonus that suits CartPole and any env whose episodes end on failure).
 - ``airl``: ``log D - log(1 - D) = logit``, in ``(-inf, inf)``: the AIRL-style reward (Fu et
-  al. 2018). Negative wherever the policy's pairs look unlike the expert's (D < 1/2), which at
-  the start is everywhere, so ending episodes early pays: on CartPole it collapses to ~9-step
-  episodes (measured). Kostrikov et al.'s absorbing states would fix that, but need the
-  termination flags, which ``PPOTrainer``'s ``reward_fn`` does not receive.
+  al. 2018) that Kostrikov et al. use. Without absorbing states it is negative wherever the
+  policy's pairs look unlike the expert's (D < 1/2), which at the start is everywhere, so ending
+  episodes early pays: on CartPole it collapsed to ~9-step episodes (measured).
 - ``log_d``: ``log D = -softplus(-logit)``, in ``(-inf, 0]``: the "minimax" GAN form. Always
-  negative, so it pays for ending episodes early; offered for comparison, not for CartPole.
+  negative, so without absorbing states it pays for ending episodes early.
+
+Absorbing states (``absorbing``, on by default; Kostrikov et al. 2019, "Discriminator-Actor-
+Critic", arXiv:1809.02925). Each reward form alone carries a bias in episode length: an episode
+that ends earns nothing after its end, so a positive reward pays for surviving (a lander that
+hovers instead of landing) and a negative one for ending early (a hopper that falls at once).
+With absorbing states an episode that ends in a terminal state does not stop earning: it moves
+to an absorbing state that it never leaves, whose reward the discriminator learns like any
+other, from one absorbing sample per terminal episode end in each data set (the expert's and the
+policy's), drawn ``1 / (1 - gamma)`` times as often as a transition because the generator's
+return counts the absorbing state that many times (without that weight the discriminator learned
+the absorbing state too slowly: on CartPole the generator first learned to fall at once for the
+early, untrained absorbing reward). So the discriminator itself says whether ending is expert-
+like: where the expert never terminates (Hopper's falls) the absorbing state looks like the
+policy's and is penalized; where the expert's episodes end in success (LunarLander's landing) it
+looks like the expert's and is paid. The discriminator's input gains a flag that is 1 only for
+the absorbing state (observation and action inputs zero there). For the generator the absorbing
+state's endless reward ``r_abs`` is exact: the terminal step's reward gains its discounted tail
+``gamma * r_abs / (1 - gamma)``, so PPO's returns and reward normalization need no change. Time-
+limit truncations are never absorbing: PPO bootstraps from the value of the state reached, as
+everywhere else.
 
 With ``normalize_reward`` the generator receives the reward divided by a running standard
 deviation of all rewards so far (the mean is not subtracted, so each form keeps its sign and
@@ -119,9 +138,11 @@ class Discriminator(nn.Module):
         activation: str,
         obs_mean: np.ndarray,
         obs_std: np.ndarray,
+        absorbing: bool = False,
     ) -> None:
         super().__init__()
         self.obs_dim = int(np.prod(observation_space.shape))
+        self.absorbing = absorbing
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         if self.discrete:
             self.n_actions = int(action_space.n)
@@ -139,8 +160,9 @@ class Discriminator(nn.Module):
             self.register_buffer("action_shift", torch.as_tensor(shift, dtype=torch.float32))
         self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32).ravel())
         self.register_buffer("obs_std", torch.as_tensor(obs_std, dtype=torch.float32).ravel())
+        self.in_dim = self.obs_dim + action_dim + int(absorbing)  # [obs, action, absorbing flag]
         self.body = MLPNet(
-            obs_dim=self.obs_dim + action_dim,
+            obs_dim=self.in_dim,
             context_len=1,
             hidden_sizes=list(hidden_sizes),
             activation=activation,
@@ -157,7 +179,16 @@ class Discriminator(nn.Module):
             acts_in = F.one_hot(index, self.n_actions).float()  # (n, n_actions)
         else:
             acts_in = acts.reshape(len(acts), -1).float() * self.action_scale + self.action_shift
-        return torch.cat([obs_n, acts_in], dim=1)  # (n, obs_dim + action_dim)
+        parts = [obs_n, acts_in]
+        if self.absorbing:  # a flag of 0: not the absorbing state
+            parts.append(torch.zeros(len(obs), 1, device=obs_n.device))
+        return torch.cat(parts, dim=1)  # (n, in_dim)
+
+    def absorbing_inputs(self, n: int) -> torch.Tensor:
+        """``n`` encoded absorbing states ``(n, in_dim)``: zero inputs, the flag 1."""
+        inputs = torch.zeros(n, self.in_dim, device=self.obs_mean.device)
+        inputs[:, -1] = 1.0
+        return inputs
 
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits ``(n,)`` for encoded inputs ``(n, in_dim)``."""
@@ -195,6 +226,7 @@ class GAIL:
             rollouts, so a round is at least one rollout).
         n_disc_updates: discriminator minibatch steps after each round.
         reward: ``gail`` | ``airl`` | ``log_d`` (module docstring).
+        absorbing: terminal states lead to a learned absorbing state (module docstring).
         normalize_reward: divide the reward by its running standard deviation.
         train_on_true_reward: debugging: PPO trains on the env's reward.
         bc_warm_start_steps: log-likelihood steps on the demonstrations before any env step.
@@ -210,6 +242,7 @@ class GAIL:
         round_env_steps: int,
         n_disc_updates: int,
         reward: RewardForm = "gail",
+        absorbing: bool = True,
         normalize_reward: bool = False,
         train_on_true_reward: bool = False,
         bc_warm_start_steps: int = 0,
@@ -245,6 +278,9 @@ class GAIL:
         self.round_env_steps = round_env_steps
         self.n_disc_updates = n_disc_updates
         self.reward_form = reward
+        self.absorbing = absorbing
+        # one absorbing sample per expert episode that ended in a terminal state
+        self.n_expert_terminals = sum(bool(t.terminated) for t in demonstrations)
         self.normalize_reward = normalize_reward
         self.train_on_true_reward = train_on_true_reward
         self.bc_warm_start_steps = bc_warm_start_steps
@@ -274,6 +310,7 @@ class GAIL:
             activation=discriminator.activation,
             obs_mean=obs.reshape(len(obs), -1).mean(0),
             obs_std=obs.reshape(len(obs), -1).std(0) + 1e-6,
+            absorbing=absorbing,
         ).to(self.device)
         self.disc_optimizer = torch.optim.Adam(
             self.discriminator.parameters(), lr=discriminator.learning_rate
@@ -282,6 +319,7 @@ class GAIL:
         self.reward_scale = RunningMeanStd()
         self._policy_obs: list[torch.Tensor] = []  # the generator's pairs since the last update
         self._policy_acts: list[torch.Tensor] = []
+        self._policy_terminals = 0  # the generator's terminal steps since the last update
         self._disc_steps = 0
         self._bc_steps = 0
         self._reward_sum, self._reward_count = 0.0, 0
@@ -294,18 +332,35 @@ class GAIL:
         """The configured reward form of the current discriminator, ``(n,)``, unnormalized."""
         return reward_from_logits(self.discriminator(obs, acts), self.reward_form)
 
+    @torch.no_grad()
+    def absorbing_reward(self) -> float:
+        """The configured reward form of the absorbing state, per step spent in it."""
+        logit = self.discriminator.logits(self.discriminator.absorbing_inputs(1))
+        return reward_from_logits(logit, self.reward_form).item()
+
     def _reward_fn(
-        self, obs: torch.Tensor, acts: torch.Tensor, next_obs: torch.Tensor
+        self,
+        obs: torch.Tensor,
+        acts: torch.Tensor,
+        next_obs: torch.Tensor,
+        terminated: torch.Tensor,
     ) -> torch.Tensor:
         """``PPOTrainer``'s ``reward_fn``: called once per rollout with its valid transitions.
 
-        Keeps the pairs for the next discriminator update and returns their reward.
+        Keeps the pairs (and, with absorbing states, the number of terminal steps) for the next
+        discriminator update and returns their reward, a terminal step's with the absorbing
+        state's discounted tail added.
         """
         self._policy_obs.append(obs)
         self._policy_acts.append(acts)
         rewards = self.reward(obs, acts)
         self._reward_sum += rewards.sum().item()
         self._reward_count += rewards.numel()
+        if self.absorbing:
+            self._policy_terminals += int(terminated.sum())
+            gamma = self.trainer.hp.gamma
+            tail = gamma * self.absorbing_reward() / (1 - gamma)
+            rewards = rewards + terminated.float() * tail
         if not self.normalize_reward:
             return rewards
         self.reward_scale.update(rewards)
@@ -323,12 +378,17 @@ class GAIL:
         disc, hp = self.discriminator, self.disc_hp
         expert_in = disc.encode(self.expert_obs, self.expert_acts)  # (n_expert, in_dim)
         policy_in = disc.encode(policy_obs, policy_acts)  # (n_policy, in_dim)
+        expert_weights = policy_weights = None
+        if self.absorbing:
+            expert_in, expert_weights = self._with_absorbing(expert_in, self.n_expert_terminals)
+            policy_in, policy_weights = self._with_absorbing(policy_in, self._policy_terminals)
+            self._policy_terminals = 0
         n = hp.batch_size
         labels = torch.cat([torch.ones(n), torch.zeros(n)]).to(self.device)  # expert 1, policy 0
         disc.train()
         for _ in range(self.n_disc_updates):
-            x_e = expert_in[self._draw(len(expert_in), n)]  # (n, in_dim)
-            x_p = policy_in[self._draw(len(policy_in), n)]  # (n, in_dim)
+            x_e = expert_in[self._draw(len(expert_in), n, expert_weights)]  # (n, in_dim)
+            x_p = policy_in[self._draw(len(policy_in), n, policy_weights)]  # (n, in_dim)
             logits = disc.logits(torch.cat([x_e, x_p]))  # (2n,)
             loss = F.binary_cross_entropy_with_logits(logits, labels)
             if hp.grad_penalty > 0:
@@ -338,15 +398,36 @@ class GAIL:
             self.disc_optimizer.step()
             self._disc_steps += 1
         with torch.no_grad():
-            return {
+            stats = {
                 "train/disc_loss": loss.item(),
                 "train/disc_acc_expert": (logits[:n] > 0).float().mean().item(),
                 "train/disc_acc_policy": (logits[n:] < 0).float().mean().item(),
             }
+        if self.absorbing:
+            stats["train/disc_absorbing_reward"] = self.absorbing_reward()
+        return stats
 
-    def _draw(self, n_rows: int, n: int) -> torch.Tensor:
-        """``n`` row indices drawn uniformly with replacement from ``n_rows``."""
-        return torch.randint(n_rows, (n,), generator=self.generator, device=self.device)
+    def _with_absorbing(
+        self, inputs: torch.Tensor, n_terminals: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``inputs`` and one absorbing row per terminal episode end, with sampling weights.
+
+        An episode that ends in a terminal state stays in the absorbing state for ever, and the
+        generator's return counts it ``1 / (1 - gamma)`` times (the discounted tail). So an
+        absorbing row is drawn ``1 / (1 - gamma)`` times as often as a transition, and the
+        discriminator sees the absorbing state in the proportion the return weighs it.
+        """
+        weights = torch.ones(len(inputs) + n_terminals, device=self.device)
+        weights[len(inputs) :] = 1.0 / (1.0 - self.trainer.hp.gamma)
+        absorbing = self.discriminator.absorbing_inputs(n_terminals)
+        return torch.cat([inputs, absorbing]), weights
+
+    def _draw(self, n_rows: int, n: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` row indices drawn with replacement from ``n_rows``: uniformly, or in
+        proportion to ``weights``."""
+        if weights is None:
+            return torch.randint(n_rows, (n,), generator=self.generator, device=self.device)
+        return torch.multinomial(weights, n, replacement=True, generator=self.generator)
 
     def _gradient_penalty(self, x_e: torch.Tensor, x_p: torch.Tensor) -> torch.Tensor:
         mix = torch.rand(len(x_e), 1, generator=self.generator, device=self.device)

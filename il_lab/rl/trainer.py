@@ -60,8 +60,10 @@ from il_lab.validation import check_rollout_batch
 
 log = logging.getLogger(__name__)
 
-# reward_fn(obs (n, obs_dim), actions (n,) or (n, action_dim), next_obs (n, obs_dim)) -> (n,)
-RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# reward_fn(obs (n, obs_dim), actions (n,) or (n, action_dim), next_obs (n, obs_dim),
+#           terminated (n,) bool: the step ended its episode in a terminal state, not a time limit)
+#   -> (n,)
+RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 REWARD_CLIP = 10.0  # normalized rewards are clipped to [-REWARD_CLIP, REWARD_CLIP], as SB3 does
 EP_INFO_WINDOW = 100  # rollout/ep_rew_mean averages the last 100 episodes, as SB3 does
@@ -170,9 +172,10 @@ class PPOTrainer:
 
     The env state, the step counter and the schedules (measured against
     ``hyperparameters.total_env_steps``) carry over between calls. With ``reward_fn``, the
-    training reward of each valid transition is ``reward_fn(obs, actions, next_obs)`` on raw
-    observations and the actions the env executed (Box actions clipped), called once per
-    rollout; ``rollout/ep_rew_mean`` still reports the env's own reward.
+    training reward of each valid transition is ``reward_fn(obs, actions, next_obs, terminated)``
+    on raw observations, the actions the env executed (Box actions clipped) and whether the
+    step ended its episode in a terminal state (time-limit truncations are not terminal),
+    called once per rollout; ``rollout/ep_rew_mean`` still reports the env's own reward.
 
     Env steps count every ``step`` call of every env, reset steps included (about one per
     episode).
@@ -321,7 +324,10 @@ class PPOTrainer:
                 if policy.discrete:
                     executed = executed.long()
                 rewards[valid_t] = self.reward_fn(
-                    raw_obs_t[:-1][valid_t], executed, raw_obs_t[1:][valid_t]
+                    raw_obs_t[:-1][valid_t],
+                    executed,
+                    raw_obs_t[1:][valid_t],
+                    torch.as_tensor(terminated, device=dev)[valid_t],
                 ).float()
         if hp.normalize_reward:
             rewards = self._normalize_rewards(rewards, valid, done)
