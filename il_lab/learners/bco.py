@@ -6,16 +6,26 @@ actions behind each demonstrated (s, s') pair, and trains BC on them. With alpha
 iterates: roll out the current policy for alpha times the pre-demonstration steps, add those
 transitions to the inverse-dynamics data, refit, relabel, retrain BC.
 
-Reads ``obs`` of the demonstrations only (``acts`` solely for an optional diagnostic tag that
-never reaches training). Its x-axis is env steps for the rollout and data tags, gradient steps
-for the losses. The inverse-dynamics model is a ``StackedObsPolicy`` over the two-frame window
-``[s, s']``, so it shares BC's networks, heads and training loop.
+Reads ``obs`` of the demonstrations only (``acts`` solely for a diagnostic tag that never
+reaches training: ``data/inferred_action_agreement`` for Discrete actions, ``data/
+inferred_action_mse`` for Box). Its x-axis is env steps for the rollout and data tags, gradient
+steps for the losses.
+
+The inverse-dynamics model is a ``StackedObsPolicy`` over one frame ``[s, s' - s]``: with
+small-timestep physics the action shows in the change of state, which is small beside the state
+itself, so the change is an input of its own, normalized per dimension (the model's data, the
+learner's own interaction, is broad, so no dimension's scale is degenerate). It shares BC's
+networks, heads and training loop: cross-entropy over Discrete actions, a Gaussian
+log-likelihood over Box actions (the mean, clipped to the bounds, is the inferred action).
+Exploration draws actions uniformly from the action space, so a Box space is covered to its
+bounds; later iterations roll out the BC policy stochastically.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import replace
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -23,6 +33,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.checkpoint import Checkpoint
 from il_lab.data import Trajectory, windows_and_actions
+from il_lab.envs import EnvSpec
 from il_lab.interaction import Actor, EnvStepper
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
@@ -34,9 +45,31 @@ log = logging.getLogger(__name__)
 IDM_TAGS = FitTags(
     train_loss="train/idm_loss",
     train_accuracy=None,
-    val_loss=None,
-    val_accuracy="train/idm_accuracy",  # on held-out interaction data
+    val_loss="val/idm_loss",  # on held-out interaction data
+    val_accuracy="train/idm_accuracy",  # on held-out interaction data (Discrete actions)
 )
+
+
+def idm_inputs(obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+    """The inverse-dynamics model's windows ``(N, 1, 2 obs_dim)``: one frame ``[s, s' - s]``."""
+    obs = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+    next_obs = np.asarray(next_obs, dtype=np.float32).reshape(len(next_obs), -1)
+    return np.concatenate([obs, next_obs - obs], axis=1)[:, None, :]
+
+
+def build_idm(
+    network: Callable[..., nn.Module], env: EnvSpec, device: torch.device | str = "cpu"
+) -> StackedObsPolicy:
+    """A fresh inverse-dynamics model for ``env``: ``p(a | s, s' - s)`` (``idm_inputs``)."""
+    kwargs = {"obs_dim": 2 * env.obs_dim, "context_len": 1}
+    return StackedObsPolicy(
+        network=network(**kwargs),
+        network_kwargs={**getattr(network, "keywords", {}), **kwargs},
+        observation_space=gym.spaces.Box(-np.inf, np.inf, (2 * env.obs_dim,), np.float32),
+        action_space=env.action_space,
+        context_len=1,
+        obs_norm="per_dim",
+    ).to(device)
 
 
 class BCO:
@@ -107,22 +140,16 @@ class BCO:
         )
 
     def _build_idm(self) -> StackedObsPolicy:
-        kwargs = {"obs_dim": self.env.obs_dim, "context_len": 2}
-        return StackedObsPolicy(
-            network=self.idm_network(**kwargs),
-            network_kwargs={**getattr(self.idm_network, "keywords", {}), **kwargs},
-            observation_space=self.env.observation_space,
-            action_space=self.env.action_space,
-            context_len=2,
-        ).to(self.device)
+        return build_idm(self.idm_network, self.env, self.device)
 
     def _fit_idm(self, logger: SummaryWriter | None) -> None:
+        inputs = idm_inputs(self.pairs[:, 0], self.pairs[:, 1])
         if self.idm is None:
             self.idm = self._build_idm()
-            self.idm.fit_normalization(self.pairs.reshape(-1, self.env.obs_dim))
+            self.idm.fit_normalization(inputs[:, 0])
         result = fit(
             self.idm,
-            self.pairs,
+            inputs,
             self.pair_actions,
             rng=self.rng,
             logger=logger,
@@ -134,23 +161,25 @@ class BCO:
         self._idm_steps += result.gradient_steps
 
     def _infer_demonstrations(self, logger: SummaryWriter | None) -> list[Trajectory]:
-        inferred = []
-        agreement = []
+        inferred, true, guessed = [], [], []
         for obs, (terminated, truncated), true_acts in zip(
             self.demo_obs, self.demo_ends, self._diagnostic_acts, strict=True
         ):
-            pairs = np.stack([obs[:-1], obs[1:]], axis=1)  # (T, 2, obs_dim)
-            acts = self.idm.act_on_windows(pairs)
+            acts = self.idm.act_on_windows(idm_inputs(obs[:-1], obs[1:]))
             inferred.append(
                 Trajectory(obs, acts, np.zeros(len(acts), np.float32), terminated, truncated)
             )
-            if true_acts is not None and true_acts.shape == acts.shape:
-                agreement.append(np.mean(np.isclose(true_acts, acts)))
-        if logger is not None and agreement:
-            # Diagnosis only: how often the inferred action equals the file's own.
-            logger.add_scalar(
-                "data/inferred_action_agreement", float(np.mean(agreement)), self._env_steps
-            )
+            if true_acts is not None and np.shape(true_acts) == acts.shape:
+                true.append(np.asarray(true_acts))
+                guessed.append(acts)
+        if logger is not None and true:
+            # Diagnosis only, never trained on: how close the inferred actions are to the file's.
+            true, guessed = np.concatenate(true), np.concatenate(guessed)
+            if isinstance(self.env.action_space, gym.spaces.Discrete):
+                tag, value = "data/inferred_action_agreement", np.mean(true == guessed)
+            else:
+                tag, value = "data/inferred_action_mse", np.mean((true - guessed) ** 2)
+            logger.add_scalar(tag, float(value), self._env_steps)
         return inferred
 
     def _train_bc(self, logger: SummaryWriter | None) -> None:
