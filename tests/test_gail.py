@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from test_learning import CARTPOLE, BalancingExpert
 from test_pipeline import scalar_tags
 
+from il_lab.data import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
@@ -286,3 +287,78 @@ def test_gail_learns_the_experts_behaviour_in_seconds():
     held_out = rollout(BalancingExpert(), CARTPOLE, [7])[0]
     agreement = np.mean(gail.policy.predict(held_out.obs[:-1])[0] == held_out.acts)
     assert agreement > 0.7, agreement
+
+
+# absorbing states ---------------------------------------------------------------------------
+
+MOUNTAIN_CAR = EnvSpec("MountainCar-v0")  # its episodes end in success: reaching the flag
+
+
+def hand_made_episode(pairs_obs, acts, terminated: bool) -> Trajectory:
+    obs = np.concatenate([pairs_obs, pairs_obs[-1:]]).astype(np.float32)
+    return Trajectory(obs, acts, np.zeros(len(acts), np.float32), terminated, not terminated)
+
+
+def discounted_gail_return(gail: GAIL, episode: Trajectory) -> float:
+    """The generator's discounted return of ``episode`` under the current discriminator, through
+    the same reward function PPO calls (the terminal step carries the absorbing tail)."""
+    n = len(episode.acts)
+    terminated = torch.zeros(n, dtype=torch.bool)
+    terminated[-1] = episode.terminated
+    obs = torch.as_tensor(episode.obs[:-1])
+    rewards = gail._reward_fn(obs, torch.as_tensor(episode.acts), obs, terminated)
+    gail._policy_obs, gail._policy_acts, gail._policy_terminals = [], [], 0
+    discounts = gail.trainer.hp.gamma ** torch.arange(n, dtype=torch.float32)
+    return float((discounts * rewards).sum())
+
+
+@pytest.mark.parametrize("absorbing", [True, False])
+def test_finishing_beats_stalling_only_with_absorbing_states(absorbing):
+    """The expert drives to the flag in 40 steps; the staller replays the expert's 40 pairs
+    five times over and is cut by the time limit at 200 steps. Pair by pair the two look alike, so only
+    how the episodes end tells them apart: with absorbing states the discriminator learns that
+    the expert's episodes end, and finishing pays; without, the always-positive reward pays
+    the staller for its 200 steps."""
+    position = np.linspace(-0.5, 0.5, 40)
+    expert_obs = np.stack([position, np.full(40, 0.025)], axis=1)
+    push_right = np.full(40, 2)
+    expert = hand_made_episode(expert_obs, push_right, terminated=True)
+    loop = np.tile(np.arange(40), 5)
+    staller = hand_made_episode(expert_obs[loop], push_right[loop], terminated=False)
+
+    gail = make_gail(env=MOUNTAIN_CAR, demos=[expert] * 5, absorbing=absorbing, n_disc_updates=1)
+    obs, acts = torch.as_tensor(staller.obs[:-1]), torch.as_tensor(staller.acts)
+    for _ in range(300):  # the generator keeps stalling; the discriminator learns from it
+        gail._reward_fn(obs, acts, obs, torch.zeros(len(obs), dtype=torch.bool))
+        gail.update_discriminator()
+
+    finishing = discounted_gail_return(gail, expert)
+    stalling = discounted_gail_return(gail, staller)
+    if absorbing:
+        assert gail.absorbing_reward() > 2.0  # D(absorbing) near 1: ending looks like the expert
+        assert finishing > 2 * stalling, (finishing, stalling)
+    else:
+        assert stalling > finishing, (finishing, stalling)
+    gail.close()
+
+
+def test_time_limit_truncations_are_never_absorbing():
+    """Pendulum only truncates: its generator data never gains an absorbing row."""
+    gail = make_gail(
+        env=PENDULUM,
+        demos=rollout(RandomPolicy(PENDULUM.action_space, 0), PENDULUM, [0]),
+        total_env_steps=1024,
+        ppo_overrides={"n_envs": 4, "n_steps": 128},
+    )
+    assert gail.n_expert_terminals == 0  # the demonstrations were truncated, not terminated
+    recorded = []
+    update = gail.update_discriminator
+
+    def spy():
+        recorded.append(gail._policy_terminals)
+        return update()
+
+    gail.update_discriminator = spy
+    gail.learn(None)
+    assert len(recorded) >= 1 and recorded == [0] * len(recorded)
+    assert len(gail.trainer.episode_lengths) >= 4  # episodes did end, at the time limit
