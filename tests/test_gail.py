@@ -315,10 +315,10 @@ def discounted_gail_return(gail: GAIL, episode: Trajectory) -> float:
 @pytest.mark.parametrize("absorbing", [True, False])
 def test_finishing_beats_stalling_only_with_absorbing_states(absorbing):
     """The expert drives to the flag in 40 steps; the staller replays the expert's 40 pairs
-    five times over and is cut by the time limit at 200 steps. Pair by pair the two look alike, so only
-    how the episodes end tells them apart: with absorbing states the discriminator learns that
-    the expert's episodes end, and finishing pays; without, the always-positive reward pays
-    the staller for its 200 steps."""
+    five times over and is cut by the time limit at 200 steps. Pair by pair the two look alike,
+    so only how the episodes end tells them apart: with absorbing states the discriminator
+    learns that the expert's episodes end, and finishing pays; without, the always-positive
+    reward pays the staller for its 200 steps."""
     position = np.linspace(-0.5, 0.5, 40)
     expert_obs = np.stack([position, np.full(40, 0.025)], axis=1)
     push_right = np.full(40, 2)
