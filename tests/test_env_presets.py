@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import CONF, ROOT, compose_config, multirun, run_pipeline
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from il_lab import pipeline
 from il_lab.envs import EnvSpec
@@ -197,3 +198,24 @@ def test_a_sweep_over_seeds_imitates_one_expert(tmp_path):
     multirun(tmp_path, "learner=mlp_bc", "seed=0,1,2")
     assert len(list((tmp_path / "cache" / "experts").glob("*.zip"))) == 1
     assert len(list((tmp_path / "cache" / "demos").glob("*.npz"))) == 3
+
+
+@pytest.mark.parametrize("env", sorted(set(PRESETS) - {"cartpole"}))
+def test_online_learners_are_specialized_per_env(env):
+    """DAgger, BCO and GAIL get the env's budgets, and GAIL's generator our PPO's values for the
+    env: the very file the ppo expert's tuned settings include."""
+    dagger = compose_config([f"env={env}", "learner=dagger"]).learner
+    assert dagger.total_env_steps == 20_000 and dagger.round_env_steps == 2000
+    assert compose_config([f"env={env}", "learner=bco"]).learner.total_env_steps == 200_000
+    gail = compose_config([f"env={env}", "learner=gail"]).learner
+    assert gail.total_env_steps == gail.ppo.total_env_steps <= 1_000_000
+    generator = instantiate(gail.ppo, _convert_="all")  # every key is one PPO takes
+    expert = compose_config([f"env={env}", "expert=ppo"]).expert
+    shared = OmegaConf.load(CONF / "ppo_settings" / f"{env}.yaml")
+    for key, value in shared.items():
+        assert expert[key] == value, key
+        if key != "gamma":  # LunarLander's generator discounts at 0.99 (absorbing-state weight)
+            assert getattr(generator, key) == (tuple(value) if key == "net_arch" else value), key
+    # a global budget still overrides every learner's own
+    overridden = compose_config([f"env={env}", "learner=gail", "budget.learner_env_steps=7"])
+    assert overridden.learner.total_env_steps == 7
