@@ -1,11 +1,18 @@
-"""Compare the runs of a sweep.
+"""Compare the runs of a sweep, or of several sweeps across envs.
 
     python experiments/compare.py <sweep folder> [--reps 2000]
+    python experiments/compare.py --across-envs <sweep folder> <sweep folder> ... \\
+        [--out experiments/results] [--reps 2000]
 
-Reads every finished job's metrics.json (warning about unfinished or failed jobs), groups runs by
-every swept key except the seed, prints a Markdown table (runs, return mean/std, IQM of the
-normalized score with a 95% stratified-bootstrap interval, env steps, expert queries, wall-clock)
-and writes it with PNG plots into the sweep folder as comparison.md.
+One sweep: reads every finished job's metrics.json (warning about unfinished or failed jobs),
+groups runs by every swept key except the seed, prints a Markdown table (runs, return mean/std,
+IQM of the normalized score with a 95% stratified-bootstrap interval, env steps, expert queries,
+wall-clock) and writes it with PNG plots into the sweep folder as comparison.md.
+
+Across envs (e.g. one ``+experiment=benchmark`` sweep per env): per learner, the IQM of the
+normalized score over every env and seed with rliable's 95% stratified-bootstrap interval (seeds
+resampled within each env), its env steps, expert labels and wall-clock, and a learner x env
+table of IQMs; written to ``--out`` as across_envs.md and across_envs.png.
 """
 
 import argparse
@@ -15,18 +22,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from il_lab.comparison import compare  # noqa: E402
+from il_lab.comparison import compare, compare_across_envs  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("sweep_dirs", type=Path, nargs="+")
+    parser.add_argument("--across-envs", action="store_true", help="summarize across sweeps")
+    parser.add_argument("--out", type=Path, default=Path("."), help="--across-envs: where to write")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    table, _ = compare(args.sweep_dir, args.reps)
+    if args.across_envs:
+        tables, _ = compare_across_envs(args.sweep_dirs, args.out, args.reps)
+        print(tables)
+        print(f"\nwritten: {args.out / 'across_envs.md'} and across_envs.png")
+        return
+    if len(args.sweep_dirs) != 1:
+        parser.error("one sweep folder, or several with --across-envs")
+    table, _ = compare(args.sweep_dirs[0], args.reps)
     print(table)
-    print(f"\nwritten: {args.sweep_dir / 'comparison.md'} and its plots")
+    print(f"\nwritten: {args.sweep_dirs[0] / 'comparison.md'} and its plots")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,27 @@ def learning_curves(job: Job, tag: str = "rollout/ep_rew_mean") -> tuple[np.ndar
     return read_scalars(job.folder / "tb" / "learner").get(tag, (np.zeros(0), np.zeros(0)))
 
 
+def interval_plot(
+    labels: list[str], estimates: list[tuple[float, float, float]], path: Path
+) -> None:
+    """One row per label: the IQM of the normalized score with its 95% interval, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(labels)))
+    y = np.arange(len(labels))
+    iqm = np.array([e[0] for e in estimates])
+    err = np.array([[e[0] - e[1] for e in estimates], [e[2] - e[0] for e in estimates]])
+    ax.errorbar(iqm, y, xerr=np.nan_to_num(err), fmt="o", capsize=4)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("normalized score (IQM, 95% CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot(rows: list[Row], out_dir: Path) -> list[Path]:
     """PNG plots into ``out_dir``; returns their paths."""
     import matplotlib
@@ -165,19 +186,13 @@ def plot(rows: list[Row], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
+    written = [out_dir / "scores.png"]
     # normalized score per group with its interval
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
-    y = np.arange(len(rows))
-    iqm = np.array([r.iqm for r in rows])
-    err = np.array([[r.iqm - r.ci_low for r in rows], [r.ci_high - r.iqm for r in rows]])
-    ax.errorbar(iqm, y, xerr=np.nan_to_num(err), fmt="o", capsize=4)
-    ax.set_yticks(y, [r.group.label for r in rows])
-    ax.set_xlabel("normalized score (IQM, 95% CI)")
-    fig.tight_layout()
-    written.append(out_dir / "scores.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
+    interval_plot(
+        [r.group.label for r in rows],
+        [(r.iqm, r.ci_low, r.ci_high) for r in rows],
+        written[-1],
+    )
 
     # learning curves where learners logged episode returns
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -234,3 +249,143 @@ def compare(sweep_dir: Path, reps: int = 2000) -> tuple[str, list[Row]]:
     text = f"# {sweep_dir.name}\n\n{table}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots)
     (sweep_dir / "comparison.md").write_text(text + "\n")
     return table, rows
+
+
+# across envs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LearnerSummary:
+    """One learner over every env it ran on: rliable's IQM over all (env, seed) scores with a
+    95% stratified-bootstrap interval (seeds resampled within each env), and per-env IQMs."""
+
+    learner: str
+    envs: tuple[str, ...]
+    seeds_per_env: int
+    iqm: float
+    ci_low: float
+    ci_high: float
+    per_env: dict[str, tuple[float, float, float]]
+    env_steps: float
+    expert_queries: float
+    wall_clock_s: float
+
+
+def score_matrix(jobs: list[Job]) -> tuple[np.ndarray, tuple[str, ...], list[Job]]:
+    """``(scores (n_seeds, n_envs), envs, jobs used)`` for one learner's jobs.
+
+    rliable's stratified bootstrap needs as many runs in every env: where envs have different
+    numbers of finished seeds, each keeps its lowest ``n`` seeds (``n`` the smallest count) and
+    the rest are left out with a warning.
+    """
+    by_env: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        by_env[job.metrics["env"]].append(job)
+    envs = tuple(sorted(by_env))
+    n = min(len(v) for v in by_env.values())
+    used = []
+    for env in envs:
+        ordered = sorted(by_env[env], key=lambda j: int(j.metrics.get(SEED_KEY, 0)))
+        for dropped in ordered[n:]:
+            log.warning(
+                "%s on %s: %d seeds here, %d in its other envs; left out: %s",
+                dropped.metrics["learner"], env, len(ordered), n, dropped.folder,
+            )
+        used.extend(ordered[:n])
+    scores = np.array(
+        [[j.metrics["learner/eval/normalized_score"] for j in used if j.metrics["env"] == env]
+         for env in envs]
+    ).T  # (n_seeds, n_envs)
+    return scores, envs, used
+
+
+def summarize_across_envs(jobs: list[Job], reps: int = 2000, seed: int = 0) -> list[LearnerSummary]:
+    """Per learner (``metrics["learner"]``), every env's and every seed's normalized score."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    by_learner: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        by_learner[job.metrics["learner"]].append(job)
+    summaries = []
+    for learner in sorted(by_learner):
+        scores, envs, used = score_matrix(by_learner[learner])
+        np.random.seed(seed)  # rliable draws from NumPy's global generator
+        point, interval = rly.get_interval_estimates(
+            {learner: scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
+        )
+        per_env = {
+            env: iqm_with_ci(scores[:, i].astype(float), reps, seed) for i, env in enumerate(envs)
+        }
+
+        def mean(key: str, used: list[Job] = used) -> float:
+            return float(np.mean([j.metrics[key] for j in used]))
+
+        summaries.append(
+            LearnerSummary(
+                learner=learner,
+                envs=envs,
+                seeds_per_env=scores.shape[0],
+                iqm=float(point[learner][0]),
+                ci_low=float(interval[learner][0, 0]),
+                ci_high=float(interval[learner][1, 0]),
+                per_env=per_env,
+                env_steps=mean("learner/env_steps"),
+                expert_queries=mean("learner/expert_queries"),
+                wall_clock_s=mean("timing/total_s"),
+            )
+        )
+    return summaries
+
+
+def across_envs_tables(summaries: list[LearnerSummary]) -> str:
+    """The cross-env table, then the learner x env table of IQMs ("-": not run)."""
+    lines = [
+        "| learner | envs | seeds per env | normalized score IQM [95% CI] | env steps "
+        "| expert labels | wall-clock s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        lines.append(
+            f"| {s.learner} | {len(s.envs)} | {s.seeds_per_env} "
+            f"| {s.iqm:.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}] | {s.env_steps:.0f} "
+            f"| {s.expert_queries:.0f} | {s.wall_clock_s:.1f} |"
+        )
+    envs = sorted({env for s in summaries for env in s.envs})
+    lines += ["", "| learner | " + " | ".join(envs) + " |", "|---" * (len(envs) + 1) + "|"]
+    for s in summaries:
+        cells = [
+            f"{s.per_env[e][0]:.3f} [{s.per_env[e][1]:.3f}, {s.per_env[e][2]:.3f}]"
+            if e in s.per_env
+            else "-"
+            for e in envs
+        ]
+        lines.append(f"| {s.learner} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compare_across_envs(
+    sweep_dirs: list[Path], out_dir: Path, reps: int = 2000
+) -> tuple[str, list[LearnerSummary]]:
+    """Read several sweeps (one per env), summarize per learner across envs, and write
+    ``across_envs.md`` and ``across_envs.png`` into ``out_dir``."""
+    jobs = []
+    for sweep_dir in sweep_dirs:
+        finished, unfinished = read_sweep(sweep_dir)
+        for folder in unfinished:
+            log.warning("no metrics.json (unfinished or failed), left out: %s", folder)
+        jobs.extend(finished)
+    if not jobs:
+        raise SystemExit(f"no finished runs under {', '.join(map(str, sweep_dirs))}")
+    summaries = summarize_across_envs(jobs, reps)
+    tables = across_envs_tables(summaries)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    interval_plot(
+        [f"{s.learner} ({len(s.envs)} envs)" for s in summaries],
+        [(s.iqm, s.ci_low, s.ci_high) for s in summaries],
+        out_dir / "across_envs.png",
+    )
+    sources = "\n".join(f"- `{d}`" for d in sweep_dirs)
+    text = f"# Across envs\n\nSweeps:\n{sources}\n\n{tables}\n\n![across envs](across_envs.png)\n"
+    (out_dir / "across_envs.md").write_text(text)
+    return tables, summaries
