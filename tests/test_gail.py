@@ -163,7 +163,7 @@ def test_generator_trains_on_the_discriminators_reward_not_the_envs(monkeypatch)
     calls = []
     reward_fn = gail.trainer.reward_fn
     gail.trainer.reward_fn = lambda *args: calls.append(len(args[0])) or reward_fn(*args)
-    with torch.no_grad():  # a constant logit of 3: every pair earns softplus(3), never the env's 1
+    with torch.no_grad():  # a constant logit of 3: every pair earns r(3), never the env's 1
         gail.discriminator.head.weight.zero_()
         gail.discriminator.head.bias.fill_(3.0)
     gail.n_disc_updates = 1
@@ -172,8 +172,8 @@ def test_generator_trains_on_the_discriminators_reward_not_the_envs(monkeypatch)
     seen = spy_on_updates(monkeypatch, gail.trainer, terminated)
     gail.learn(None)
     assert len(seen) == len(calls) == 4 and gail.env_steps == 2048
-    per_step = math.log1p(math.exp(3.0))
-    # The absorbing state earns softplus(3) forever too: a terminal step adds its discounted tail.
+    per_step = reward_from_logits(torch.tensor(3.0), gail.reward_form).item()
+    # The absorbing state earns the same forever: a terminal step adds its discounted tail.
     gamma = gail.trainer.hp.gamma
     for rewards, n_valid, ends in zip(seen, calls, terminated, strict=True):
         assert len(rewards) == n_valid and ends.any()  # CartPole's falls reach the update
@@ -183,7 +183,10 @@ def test_generator_trains_on_the_discriminators_reward_not_the_envs(monkeypatch)
 
 def test_without_absorbing_states_terminal_steps_earn_the_plain_reward(monkeypatch):
     gail = make_gail(
-        total_env_steps=1024, absorbing=False, ppo_overrides={"n_envs": 8, "n_steps": 64}
+        total_env_steps=1024,
+        absorbing=False,
+        reward="gail",
+        ppo_overrides={"n_envs": 8, "n_steps": 64},
     )
     with torch.no_grad():
         gail.discriminator.head.weight.zero_()
@@ -237,6 +240,7 @@ def test_pendulum_box_actions_flow_through(monkeypatch):
         demos=demos,
         total_env_steps=800,
         round_env_steps=400,
+        reward="gail",
         ppo_overrides={"n_envs": 4, "n_steps": 100, "batch_size": 100},
     )
     seen = spy_on_updates(monkeypatch, gail.trainer)
@@ -276,14 +280,14 @@ def test_gail_smoke_run_through_the_pipeline(tmp_path):
 
 
 def test_gail_learns_the_experts_behaviour_in_seconds():
-    gail = make_gail(total_env_steps=32768)
+    gail = make_gail(total_env_steps=49152)  # with the airl form: 269 after 32768, 498 here
     gail.learn(None)
     seeds = eval_seeds(1000, 10)
     random = evaluate(RandomPolicy(CARTPOLE.action_space, 0), CARTPOLE, seeds).mean
     learned = evaluate(gail.policy, CARTPOLE, seeds).mean
     assert random < 40 and learned > 300, (learned, random)
-    # Not just the survival bonus of the positive reward: the expert's own actions. (With the
-    # discriminator frozen, the same run returned 145 with agreement 0.50 when measured.)
+    # Not just balancing: the expert's own actions. (With the `gail` form and the discriminator
+    # frozen, a run returned 145 with agreement 0.50 when measured: its survival bonus alone.)
     held_out = rollout(BalancingExpert(), CARTPOLE, [7])[0]
     agreement = np.mean(gail.policy.predict(held_out.obs[:-1])[0] == held_out.acts)
     assert agreement > 0.7, agreement
@@ -312,8 +316,10 @@ def discounted_gail_return(gail: GAIL, episode: Trajectory) -> float:
     return float((discounts * rewards).sum())
 
 
-@pytest.mark.parametrize("absorbing", [True, False])
-def test_finishing_beats_stalling_only_with_absorbing_states(absorbing):
+@pytest.mark.parametrize(
+    "absorbing, reward", [(True, "airl"), (True, "gail"), (False, "gail")]
+)
+def test_finishing_beats_stalling_only_with_absorbing_states(absorbing, reward):
     """The expert drives to the flag in 40 steps; the staller replays the expert's 40 pairs
     five times over and is cut by the time limit at 200 steps. Pair by pair the two look alike,
     so only how the episodes end tells them apart: with absorbing states the discriminator
@@ -326,7 +332,9 @@ def test_finishing_beats_stalling_only_with_absorbing_states(absorbing):
     loop = np.tile(np.arange(40), 5)
     staller = hand_made_episode(expert_obs[loop], push_right[loop], terminated=False)
 
-    gail = make_gail(env=MOUNTAIN_CAR, demos=[expert] * 5, absorbing=absorbing, n_disc_updates=1)
+    gail = make_gail(
+        env=MOUNTAIN_CAR, demos=[expert] * 5, absorbing=absorbing, reward=reward, n_disc_updates=1
+    )
     obs, acts = torch.as_tensor(staller.obs[:-1]), torch.as_tensor(staller.acts)
     for _ in range(300):  # the generator keeps stalling; the discriminator learns from it
         gail._reward_fn(obs, acts, obs, torch.zeros(len(obs), dtype=torch.bool))

@@ -24,10 +24,13 @@ Reward forms (``reward``), each increasing in D, computed stably from the logit:
 - ``gail``: ``-log(1 - D) = softplus(logit)``, in ``[0, inf)``: Ho & Ermon's and the
   write-up's reward. Always positive, so it also pays for merely staying alive (a survival
   bonus that suits CartPole and any env whose episodes end on failure).
-- ``airl``: ``log D - log(1 - D) = logit``, in ``(-inf, inf)``: the AIRL-style reward (Fu et
-  al. 2018) that Kostrikov et al. use. Without absorbing states it is negative wherever the
-  policy's pairs look unlike the expert's (D < 1/2), which at the start is everywhere, so ending
-  episodes early pays: on CartPole it collapsed to ~9-step episodes (measured).
+- ``airl`` (the default): ``log D - log(1 - D) = logit``, in ``(-inf, inf)``: the AIRL-style
+  reward (Fu et al. 2018) that Kostrikov et al. use. Zero-centred, so with absorbing states ending
+  an episode can cost as well as pay: with the always-positive ``gail`` form the absorbing state
+  pays whatever it looks like, and on LunarLanderContinuous the generator learned to crash at once
+  for it (return -433 against random's -225, two seeds). Without absorbing states it is negative
+  wherever the policy's pairs look unlike the expert's (D < 1/2), which at the start is
+  everywhere, so ending episodes early pays: on CartPole it collapsed to ~9-step episodes.
 - ``log_d``: ``log D = -softplus(-logit)``, in ``(-inf, 0]``: the "minimax" GAN form. Always
   negative, so without absorbing states it pays for ending episodes early.
 
@@ -241,7 +244,7 @@ class GAIL:
         total_env_steps: int,
         round_env_steps: int,
         n_disc_updates: int,
-        reward: RewardForm = "gail",
+        reward: RewardForm = "airl",
         absorbing: bool = True,
         normalize_reward: bool = False,
         train_on_true_reward: bool = False,
