@@ -2,7 +2,7 @@
 
     python experiments/compare.py <sweep folder> [--reps 2000]
     python experiments/compare.py --across-envs <sweep folder> <sweep folder> ... \\
-        [--out experiments/results] [--reps 2000]
+        [--out experiments/results/README_summary.md] [--reps 2000]
 
 One sweep: reads every finished job's metrics.json (warning about unfinished or failed jobs),
 groups runs by every swept key except the seed, prints a Markdown table (runs, return mean/std,
@@ -11,8 +11,10 @@ wall-clock) and writes it with PNG plots into the sweep folder as comparison.md.
 
 Across envs (e.g. one ``+experiment=benchmark`` sweep per env): per learner, the IQM of the
 normalized score over every env and seed with rliable's 95% stratified-bootstrap interval (seeds
-resampled within each env), its env steps, expert labels and wall-clock, and a learner x env
-table of IQMs; written to ``--out`` as across_envs.md and across_envs.png.
+resampled within each env), its mean env steps, expert labels, learner and total seconds, a
+learner x env table of IQMs, and beside them the imitation library's published v1.0 scores.
+``--out`` names the Markdown file (the plot is written beside it, same name, ``.png``) or a
+folder (``across_envs.md`` and ``across_envs.png`` in it); default: the current folder.
 """
 
 import argparse
@@ -22,21 +24,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from il_lab.comparison import compare, compare_across_envs  # noqa: E402
+from il_lab.comparison import across_envs_paths, compare, compare_across_envs  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("sweep_dirs", type=Path, nargs="+")
     parser.add_argument("--across-envs", action="store_true", help="summarize across sweeps")
-    parser.add_argument("--out", type=Path, default=Path("."), help="--across-envs: where to write")
+    parser.add_argument(
+        "--out", type=Path, default=Path("."), help="--across-envs: a .md file, or a folder"
+    )
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if args.across_envs:
         tables, _ = compare_across_envs(args.sweep_dirs, args.out, args.reps)
         print(tables)
-        print(f"\nwritten: {args.out / 'across_envs.md'} and across_envs.png")
+        print("\nwritten: {} and {}".format(*across_envs_paths(args.out)))
         return
     if len(args.sweep_dirs) != 1:
         parser.error("one sweep folder, or several with --across-envs")

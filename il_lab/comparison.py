@@ -83,16 +83,21 @@ def _sortable(value: str) -> tuple[int, float | str]:
 
 
 def iqm_with_ci(scores: np.ndarray, reps: int, seed: int = 0) -> tuple[float, float, float]:
-    """Interquartile mean and 95% stratified-bootstrap interval of one group's scores."""
+    """Interquartile mean and 95% stratified-bootstrap interval of one group's scores.
+
+    ``scores``: ``(n_runs,)``, one task (NaNs left out), or ``(n_runs, n_tasks)``, every task
+    with as many runs: rliable's IQM over all of them, runs resampled within each task.
+    """
     from rliable import library as rly
     from rliable import metrics
 
-    scores = scores[~np.isnan(scores)]
-    if len(scores) == 0:
+    if scores.ndim == 1:
+        scores = scores[~np.isnan(scores)].reshape(-1, 1)
+    if scores.size == 0:
         return math.nan, math.nan, math.nan
     np.random.seed(seed)  # rliable draws from NumPy's global generator
     point, interval = rly.get_interval_estimates(
-        {"g": scores.reshape(-1, 1)},
+        {"g": scores},
         lambda x: np.array([metrics.aggregate_iqm(x)]),
         reps=reps,
     )
@@ -171,6 +176,8 @@ def interval_plot(
     y = np.arange(len(labels))
     iqm = np.array([e[0] for e in estimates])
     err = np.array([[e[0] - e[1] for e in estimates], [e[2] - e[0] for e in estimates]])
+    for x in (0.0, 1.0):  # random, expert
+        ax.axvline(x, color="grey", linestyle="--", linewidth=0.8)
     ax.errorbar(iqm, y, xerr=np.nan_to_num(err), fmt="o", capsize=4)
     ax.set_yticks(y, labels)
     ax.set_xlabel("normalized score (IQM, 95% CI)")
@@ -253,11 +260,24 @@ def compare(sweep_dir: Path, reps: int = 2000) -> tuple[str, list[Row]]:
 
 # across envs ---------------------------------------------------------------------------------
 
+SCORE_KEY = "learner/eval/normalized_score"
+
+# The imitation library's published numbers, shown beside ours and never mixed with them:
+# normalized scores per (algorithm, env); the budgets are theirs too.
+PUBLISHED_SOURCE = "imitation v1.0 benchmark, seals MuJoCo, 10 seeds, 50 evaluation episodes"
+PUBLISHED_ENVS = ("HalfCheetah", "Hopper")
+PUBLISHED_SCORES = {  # algorithm -> (scores on PUBLISHED_ENVS, the budget it was given)
+    "BC": ((0.92, 1.00), "all of its expert demonstrations"),
+    "DAgger": ((1.02, 1.01), "60,000-100,000 expert labels"),
+    "GAIL": ((0.96, 0.94), "10,000,000 env steps"),
+}
+
 
 @dataclass(frozen=True)
 class LearnerSummary:
     """One learner over every env it ran on: rliable's IQM over all (env, seed) scores with a
-    95% stratified-bootstrap interval (seeds resampled within each env), and per-env IQMs."""
+    95% stratified-bootstrap interval (seeds resampled within each env), per-env IQMs, and the
+    means over the same runs of its cost."""
 
     learner: str
     envs: tuple[str, ...]
@@ -268,55 +288,87 @@ class LearnerSummary:
     per_env: dict[str, tuple[float, float, float]]
     env_steps: float
     expert_queries: float
-    wall_clock_s: float
+    learner_s: float  # timing/learner_s: the learner's training alone
+    total_s: float  # timing/total_s: the whole job, with whatever expert or demos it built
 
 
 def score_matrix(jobs: list[Job]) -> tuple[np.ndarray, tuple[str, ...], list[Job]]:
     """``(scores (n_seeds, n_envs), envs, jobs used)`` for one learner's jobs.
 
-    rliable's stratified bootstrap needs as many runs in every env: where envs have different
-    numbers of finished seeds, each keeps its lowest ``n`` seeds (``n`` the smallest count) and
-    the rest are left out with a warning.
+    Left out, each with a warning naming its folder: a run without a finite normalized score
+    (``null`` in metrics.json: expert and random returns equal); a second run of the same
+    (env, seed) (the one read last is kept: pass older sweeps first); and, because rliable's
+    stratified bootstrap needs as many runs in every env, the seeds above the smallest count
+    ``n`` of any env (each env keeps its lowest ``n`` seeds).
     """
-    by_env: dict[str, list[Job]] = defaultdict(list)
+    by_env: dict[str, dict[int, Job]] = defaultdict(dict)
     for job in jobs:
-        by_env[job.metrics["env"]].append(job)
+        score = job.metrics[SCORE_KEY]
+        if score is None or not math.isfinite(score):  # metrics.json writes NaN as null
+            log.warning("normalized score %s, left out: %s", score, job.folder)
+            continue
+        seeds = by_env[job.metrics["env"]]
+        seed = int(job.metrics[SEED_KEY])
+        if seed in seeds:
+            log.warning(
+                "%s on %s, seed %d, twice: %s is kept, %s left out",
+                job.metrics["learner"],
+                job.metrics["env"],
+                seed,
+                job.folder,
+                seeds[seed].folder,
+            )
+        seeds[seed] = job
+    if not by_env:
+        raise ValueError("no run with a finite normalized score")
     envs = tuple(sorted(by_env))
     n = min(len(v) for v in by_env.values())
     used = []
     for env in envs:
-        ordered = sorted(by_env[env], key=lambda j: int(j.metrics.get(SEED_KEY, 0)))
+        ordered = [by_env[env][seed] for seed in sorted(by_env[env])]
         for dropped in ordered[n:]:
             log.warning(
-                "%s on %s: %d seeds here, %d in its other envs; left out: %s",
-                dropped.metrics["learner"], env, len(ordered), n, dropped.folder,
+                "%s on %s: %d seeds here, %d in another env; left out: %s",
+                dropped.metrics["learner"],
+                env,
+                len(ordered),
+                n,
+                dropped.folder,
             )
         used.extend(ordered[:n])
     scores = np.array(
-        [[j.metrics["learner/eval/normalized_score"] for j in used if j.metrics["env"] == env]
-         for env in envs]
+        [[j.metrics[SCORE_KEY] for j in used if j.metrics["env"] == env] for env in envs],
+        dtype=float,
     ).T  # (n_seeds, n_envs)
     return scores, envs, used
 
 
 def summarize_across_envs(jobs: list[Job], reps: int = 2000, seed: int = 0) -> list[LearnerSummary]:
-    """Per learner (``metrics["learner"]``), every env's and every seed's normalized score."""
-    from rliable import library as rly
-    from rliable import metrics
+    """Per learner (``metrics["learner"]``), every env's and every seed's normalized score.
 
+    A learner with no finished run on an env that others ran on is summarized over the envs it
+    has (the table's ``envs`` column says how many), with a warning.
+    """
     by_learner: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_learner[job.metrics["learner"]].append(job)
+    all_envs = {job.metrics["env"] for job in jobs}
     summaries = []
     for learner in sorted(by_learner):
-        scores, envs, used = score_matrix(by_learner[learner])
-        np.random.seed(seed)  # rliable draws from NumPy's global generator
-        point, interval = rly.get_interval_estimates(
-            {learner: scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
-        )
-        per_env = {
-            env: iqm_with_ci(scores[:, i].astype(float), reps, seed) for i, env in enumerate(envs)
-        }
+        try:
+            scores, envs, used = score_matrix(by_learner[learner])
+        except ValueError as error:  # every run of it without a score: the others still count
+            log.warning("%s left out: %s", learner, error)
+            continue
+        if missing := sorted(all_envs - set(envs)):
+            log.warning(
+                "%s has no finished run on %s: its IQM is over %d of %d envs",
+                learner,
+                ", ".join(missing),
+                len(envs),
+                len(all_envs),
+            )
+        iqm, low, high = iqm_with_ci(scores, reps, seed)
 
         def mean(key: str, used: list[Job] = used) -> float:
             return float(np.mean([j.metrics[key] for j in used]))
@@ -326,13 +378,14 @@ def summarize_across_envs(jobs: list[Job], reps: int = 2000, seed: int = 0) -> l
                 learner=learner,
                 envs=envs,
                 seeds_per_env=scores.shape[0],
-                iqm=float(point[learner][0]),
-                ci_low=float(interval[learner][0, 0]),
-                ci_high=float(interval[learner][1, 0]),
-                per_env=per_env,
+                iqm=iqm,
+                ci_low=low,
+                ci_high=high,
+                per_env={env: iqm_with_ci(scores[:, i], reps, seed) for i, env in enumerate(envs)},
                 env_steps=mean("learner/env_steps"),
                 expert_queries=mean("learner/expert_queries"),
-                wall_clock_s=mean("timing/total_s"),
+                learner_s=mean("timing/learner_s"),
+                total_s=mean("timing/total_s"),
             )
         )
     return summaries
@@ -342,14 +395,14 @@ def across_envs_tables(summaries: list[LearnerSummary]) -> str:
     """The cross-env table, then the learner x env table of IQMs ("-": not run)."""
     lines = [
         "| learner | envs | seeds per env | normalized score IQM [95% CI] | env steps "
-        "| expert labels | wall-clock s |",
-        "|---|---|---|---|---|---|---|",
+        "| expert labels | learner s | total s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         lines.append(
             f"| {s.learner} | {len(s.envs)} | {s.seeds_per_env} "
             f"| {s.iqm:.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}] | {s.env_steps:.0f} "
-            f"| {s.expert_queries:.0f} | {s.wall_clock_s:.1f} |"
+            f"| {s.expert_queries:.0f} | {s.learner_s:.1f} | {s.total_s:.1f} |"
         )
     envs = sorted({env for s in summaries for env in s.envs})
     lines += ["", "| learner | " + " | ".join(envs) + " |", "|---" * (len(envs) + 1) + "|"]
@@ -364,11 +417,33 @@ def across_envs_tables(summaries: list[LearnerSummary]) -> str:
     return "\n".join(lines)
 
 
+def published_table() -> str:
+    """The imitation library's published normalized scores, labelled as theirs."""
+    lines = [
+        "| algorithm (imitation library: theirs) | "
+        + " | ".join(PUBLISHED_ENVS)
+        + " | their budget |",
+        "|---" * (len(PUBLISHED_ENVS) + 2) + "|",
+    ]
+    for algorithm, (scores, budget) in PUBLISHED_SCORES.items():
+        cells = " | ".join(f"{x:.2f}" for x in scores)
+        lines.append(f"| {algorithm} | {cells} | {budget} |")
+    return "\n".join(lines)
+
+
+def across_envs_paths(out: Path) -> tuple[Path, Path]:
+    """``(markdown, plot)``: ``out`` itself and a ``.png`` of the same stem when it names a
+    ``.md`` file, else ``across_envs.md`` and ``across_envs.png`` in the folder ``out``."""
+    markdown = out if out.suffix == ".md" else out / "across_envs.md"
+    return markdown, markdown.with_suffix(".png")
+
+
 def compare_across_envs(
-    sweep_dirs: list[Path], out_dir: Path, reps: int = 2000
+    sweep_dirs: list[Path], out: Path, reps: int = 2000
 ) -> tuple[str, list[LearnerSummary]]:
-    """Read several sweeps (one per env), summarize per learner across envs, and write
-    ``across_envs.md`` and ``across_envs.png`` into ``out_dir``."""
+    """Read several sweeps (one per env), summarize per learner across envs, and write the
+    tables (ours, then the imitation library's published ones) and the interval plot to
+    :func:`across_envs_paths` of ``out``."""
     jobs = []
     for sweep_dir in sweep_dirs:
         finished, unfinished = read_sweep(sweep_dir)
@@ -379,13 +454,44 @@ def compare_across_envs(
         raise SystemExit(f"no finished runs under {', '.join(map(str, sweep_dirs))}")
     summaries = summarize_across_envs(jobs, reps)
     tables = across_envs_tables(summaries)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown, png = across_envs_paths(out)
+    markdown.parent.mkdir(parents=True, exist_ok=True)
     interval_plot(
-        [f"{s.learner} ({len(s.envs)} envs)" for s in summaries],
+        [f"{s.learner} ({len(s.envs)} envs x {s.seeds_per_env} seeds)" for s in summaries],
         [(s.iqm, s.ci_low, s.ci_high) for s in summaries],
-        out_dir / "across_envs.png",
+        png,
     )
-    sources = "\n".join(f"- `{d}`" for d in sweep_dirs)
-    text = f"# Across envs\n\nSweeps:\n{sources}\n\n{tables}\n\n![across envs](across_envs.png)\n"
-    (out_dir / "across_envs.md").write_text(text)
+    experts: dict[str, set[str]] = defaultdict(set)
+    for job in jobs:
+        experts[job.metrics["env"]].add(str(job.metrics["expert"]))
+    experts_line = "; ".join(f"{e}: {', '.join(sorted(x))}" for e, x in sorted(experts.items()))
+    text = "\n".join(
+        [
+            "# Across envs (ours)",
+            "",
+            "Sweeps:",
+            *(f"- `{d}`" for d in sweep_dirs),
+            "",
+            f"Experts: {experts_line}",
+            "",
+            "Per learner: the interquartile mean of the normalized score over every (env, seed) "
+            "with rliable's 95% stratified-bootstrap interval (seeds resampled within each env); "
+            "env steps, expert labels and seconds are means over the same runs. Then the IQM "
+            "[95% CI] of each env over its seeds.",
+            "",
+            tables,
+            "",
+            f"![normalized score IQM per learner]({png.name})",
+            "",
+            "## Published by the imitation library (theirs, not ours)",
+            "",
+            f"Normalized scores from the {PUBLISHED_SOURCE}. Other envs (seals' fixed-horizon "
+            "variants), experts, demonstrations and budgets than ours: a scale to read ours "
+            "against, not a run-for-run comparison.",
+            "",
+            published_table(),
+            "",
+        ]
+    )
+    markdown.write_text(text)
     return tables, summaries
