@@ -61,8 +61,12 @@ its episode-length bias); ``train/disc_reward_mean`` is the mean of the raw rewa
 The discriminator's input is the observation normalized by the demonstrations' mean and
 standard deviation (clipped to +-10), concatenated with the action: one-hot for Discrete
 actions, rescaled to [-1, 1] by the space's bounds for Box actions with finite bounds (raw
-otherwise). An optional gradient penalty (``grad_penalty`` > 0; Gulrajani et al. 2017) pushes
-the norm of the logit's gradient towards 1 on random interpolations of expert and policy inputs.
+otherwise). A gradient penalty (``grad_penalty``, 10 by default as in Kostrikov et al.'s
+Discriminator-Actor-Critic; Gulrajani et al. 2017) pushes the norm of the logit's gradient towards
+1 on random interpolations of expert and policy inputs. Without it a ReLU discriminator's logits
+grow without bound on states far from the demonstrations (-35 to -59 per step on LunarLander's
+generator pairs), the generator's per-step cost dwarfs everything else and it learns to end or
+flee episodes: normalized score -0.98 on LunarLander (5 seeds) against 0.94-0.97 with it.
 
 ``train_on_true_reward`` is a debugging switch: PPO then trains on the env's own reward, the
 discriminator is never trained, and the run is plain PPO under GAIL's budget and logging. The
@@ -123,7 +127,7 @@ class DiscriminatorHyperparameters:
     activation: str = "relu"
     learning_rate: float
     batch_size: int
-    grad_penalty: float = 0.0
+    grad_penalty: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
@@ -433,9 +437,23 @@ class GAIL:
         return torch.multinomial(weights, n, replacement=True, generator=self.generator)
 
     def _gradient_penalty(self, x_e: torch.Tensor, x_p: torch.Tensor) -> torch.Tensor:
+        """``(|grad logit| - 1)^2`` on random interpolations of expert and policy inputs.
+
+        With absorbing states only pairs of two real transitions are interpolated, and only
+        the observation and action inputs count: the flag is an indicator, not a direction to
+        be smooth along, and a penalty across it would tie the absorbing state's reward to its
+        neighbours' (on CartPole the generator then learned to fall at once).
+        """
         mix = torch.rand(len(x_e), 1, generator=self.generator, device=self.device)
+        if self.absorbing:
+            real = (x_e[:, -1] == 0) & (x_p[:, -1] == 0)
+            x_e, x_p, mix = x_e[real], x_p[real], mix[real]
+            if len(mix) == 0:
+                return torch.zeros((), device=self.device)
         x = (mix * x_e + (1 - mix) * x_p).requires_grad_(True)
         (grad,) = torch.autograd.grad(self.discriminator.logits(x).sum(), x, create_graph=True)
+        if self.absorbing:
+            grad = grad[:, :-1]
         return ((grad.norm(dim=1) - 1) ** 2).mean()
 
     # BC warm start ---------------------------------------------------------------------------
