@@ -122,6 +122,28 @@ def test_discriminator_separates_expert_from_random_pairs():
         assert expert_reward > reward_from_logits(random_logits, form).mean()
 
 
+def test_gradient_penalty_keeps_far_logits_bounded():
+    """Random CartPole pairs lie far outside the balancing expert's narrow states; unpenalized,
+    a ReLU discriminator's logits there run far below zero (LunarLander's generator saw -35 to
+    -59 per step). The default penalty holds them near the scale of the input distance."""
+    obs, acts = random_pairs(60)
+    far_logits = {}
+    for penalty in (0.0, 10.0):
+        disc_hp = DiscriminatorHyperparameters(
+            hidden_sizes=(64, 64), learning_rate=1e-3, batch_size=512, grad_penalty=penalty
+        )
+        gail = make_gail(n_disc_updates=300, discriminator=disc_hp)
+        gail._policy_obs, gail._policy_acts = [obs], [acts]
+        stats = gail.update_discriminator()
+        assert stats["train/disc_acc_policy"] > 0.7  # it still separates them
+        with torch.no_grad():
+            far_logits[penalty] = gail.discriminator(obs, acts).min().item()
+        gail.close()
+    assert far_logits[10.0] > -15 and far_logits[0.0] < 2 * far_logits[10.0], far_logits
+    shipped = DiscriminatorHyperparameters(hidden_sizes=(8,), learning_rate=1.0, batch_size=1)
+    assert shipped.grad_penalty == 10.0  # the default, as in conf/learner/gail.yaml
+
+
 def test_box_actions_are_rescaled_by_the_bounds():
     demos = rollout(RandomPolicy(PENDULUM.action_space, 0), PENDULUM, [0])
     gail = make_gail(env=PENDULUM, demos=demos)
@@ -316,9 +338,7 @@ def discounted_gail_return(gail: GAIL, episode: Trajectory) -> float:
     return float((discounts * rewards).sum())
 
 
-@pytest.mark.parametrize(
-    "absorbing, reward", [(True, "airl"), (True, "gail"), (False, "gail")]
-)
+@pytest.mark.parametrize("absorbing, reward", [(True, "airl"), (True, "gail"), (False, "gail")])
 def test_finishing_beats_stalling_only_with_absorbing_states(absorbing, reward):
     """The expert drives to the flag in 40 steps; the staller replays the expert's 40 pairs
     five times over and is cut by the time limit at 200 steps. Pair by pair the two look alike,
