@@ -3,6 +3,11 @@
 Each of the K frames is embedded linearly and given a learned position embedding; a pre-norm
 encoder attends across the K tokens and the last token's output (the current frame, having seen
 its history) is the feature vector.
+
+Only the last token's output is used, so the last layer computes nothing else: its keys and
+values still come from every token, but its query, attention output, feed-forward block and
+norms run on the last token alone. The result equals the whole encoder's last token (same
+parameters, same ``state_dict``) at about 1/4 less work with 3 layers.
 """
 
 import torch
@@ -46,5 +51,17 @@ class TransformerNet(nn.Module):
         self.out_dim = d_model
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        tokens = self.embed(windows) + self.position  # (batch, K, d_model)
-        return self.norm(self.encoder(tokens)[:, -1])  # (batch, d_model)
+        x = self.embed(windows) + self.position  # (batch, K, d_model)
+        *body, last = self.encoder.layers
+        for layer in body:
+            x = layer(x)
+        return self.norm(_last_token_output(last, x))  # (batch, d_model)
+
+
+def _last_token_output(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+    """A pre-norm ``layer``'s output ``(batch, d_model)`` at the last of ``x``'s tokens."""
+    h = layer.norm1(x)  # (batch, K, d_model): keys and values from every token
+    attended = layer.self_attn(h[:, -1:], h, h, need_weights=False)[0]  # (batch, 1, d_model)
+    y = x[:, -1:] + layer.dropout1(attended)
+    y = y + layer._ff_block(layer.norm2(y))
+    return y[:, 0]
