@@ -216,6 +216,9 @@ def test_online_learners_are_specialized_per_env(env):
         assert expert[key] == value, key
         if key != "gamma":  # LunarLander's generator discounts at 0.99 (absorbing-state weight)
             assert getattr(generator, key) == (tuple(value) if key == "net_arch" else value), key
+    # the gradient penalty, and a BC warm start where it measurably helped (not on Pendulum)
+    assert gail.discriminator.grad_penalty == 10
+    assert gail.bc_warm_start_steps == (0 if env == "pendulum" else 1000)
     # a global budget still overrides every learner's own
     overridden = compose_config([f"env={env}", "learner=gail", "budget.learner_env_steps=7"])
     assert overridden.learner.total_env_steps == 7
