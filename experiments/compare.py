@@ -2,7 +2,7 @@
 
     python experiments/compare.py <sweep folder> [--reps 2000]
     python experiments/compare.py --across-envs <sweep folder> <sweep folder> ... \\
-        [--out experiments/results/README_summary.md] [--reps 2000]
+        [--out experiments/results/across_envs.md] [--reps 2000]
 
 One sweep: reads every finished job's metrics.json (warning about unfinished or failed jobs),
 groups runs by every swept key except the seed, prints a Markdown table (runs, return mean/std,
