@@ -34,6 +34,13 @@ def compose_config(
     return cfg
 
 
+def compose_group_option(group: str, option: str) -> DictConfig:
+    """One option of a config group with its own defaults applied, e.g. ppo_settings/hopper."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(f"{group}/{option}")[group]
+
+
 def run_pipeline(
     tmp_path: Path, overrides: list[str], name: str = "run", cache: str = "cache"
 ) -> dict:

@@ -8,9 +8,8 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, ROOT, compose_config, multirun, run_pipeline
+from conftest import CONF, ROOT, compose_config, compose_group_option, multirun, run_pipeline
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from il_lab import pipeline
 from il_lab.envs import EnvSpec
@@ -211,7 +210,7 @@ def test_online_learners_are_specialized_per_env(env):
     assert gail.total_env_steps == gail.ppo.total_env_steps <= 1_000_000
     generator = instantiate(gail.ppo, _convert_="all")  # every key is one PPO takes
     expert = compose_config([f"env={env}", "expert=ppo"]).expert
-    shared = OmegaConf.load(CONF / "ppo_settings" / f"{env}.yaml")
+    shared = compose_group_option("ppo_settings", env)
     for key, value in shared.items():
         assert expert[key] == value, key
         if key != "gamma":  # LunarLander's generator discounts at 0.99 (absorbing-state weight)
