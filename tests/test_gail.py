@@ -250,14 +250,29 @@ def test_reward_normalization_divides_by_the_running_std_and_keeps_the_sign():
     gail.close()
 
 
-def test_bc_warm_start_imitates_before_any_env_step():
-    gail = make_gail(bc_warm_start_steps=300)
+def warm_started_agreement(**overrides) -> float:
+    """The share of a held-out expert episode's actions the policy takes after the warm start."""
+    gail = make_gail(bc_warm_start_steps=300, **overrides)
     gail.run_rounds(0)
     assert gail.env_steps == 0 and gail.gradient_steps == 300
     held_out = rollout(BalancingExpert(), CARTPOLE, [7])[0]
     agreement = np.mean(gail.policy.predict(held_out.obs[:-1])[0] == held_out.acts)
-    assert agreement > 0.9, agreement
     gail.close()
+    return float(agreement)
+
+
+def test_bc_warm_start_imitates_before_any_env_step():
+    assert warm_started_agreement() > 0.9
+
+
+def test_bc_warm_start_learning_rate_is_its_own():
+    """A generator learning rate too small for a few hundred supervised steps (rl-zoo's MuJoCo
+    values are 2e-5) need not starve the warm start."""
+    tiny = {"learning_rate": 1e-6}
+    assert warm_started_agreement(ppo_overrides=tiny) < 0.8
+    assert warm_started_agreement(ppo_overrides=tiny, bc_warm_start_learning_rate=2.5e-3) > 0.9
+    with pytest.raises(ConfigError, match="learner.bc_warm_start_learning_rate=0"):
+        make_gail(bc_warm_start_learning_rate=0)
 
 
 def test_pendulum_box_actions_flow_through(monkeypatch):

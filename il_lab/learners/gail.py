@@ -238,6 +238,8 @@ class GAIL:
         normalize_reward: divide the reward by its running standard deviation.
         train_on_true_reward: debugging: PPO trains on the env's reward.
         bc_warm_start_steps: log-likelihood steps on the demonstrations before any env step.
+        bc_warm_start_learning_rate: the warm start's learning rate (None: the generator's, which
+            on some presets is too small for a few thousand supervised steps).
         inputs: the runtime objects every learner receives; the expert is never queried.
     """
 
@@ -254,6 +256,7 @@ class GAIL:
         normalize_reward: bool = False,
         train_on_true_reward: bool = False,
         bc_warm_start_steps: int = 0,
+        bc_warm_start_learning_rate: float | None = None,
         inputs: LearnerInputs,
     ) -> None:
         reward_from_logits(torch.zeros(1), reward)  # checks the name
@@ -270,6 +273,11 @@ class GAIL:
             raise ConfigError(
                 f"learner.bc_warm_start_steps={bc_warm_start_steps!r} is not allowed; "
                 "allowed: an integer >= 0 (0: no warm start)"
+            )
+        if bc_warm_start_learning_rate is not None and not bc_warm_start_learning_rate > 0:
+            raise ConfigError(
+                f"learner.bc_warm_start_learning_rate={bc_warm_start_learning_rate!r} is not "
+                "allowed; allowed: a number > 0, or null (the generator's learning rate)"
             )
         if not discriminator.grad_penalty >= 0:
             raise ConfigError(
@@ -292,6 +300,7 @@ class GAIL:
         self.normalize_reward = normalize_reward
         self.train_on_true_reward = train_on_true_reward
         self.bc_warm_start_steps = bc_warm_start_steps
+        self.bc_warm_start_learning_rate = bc_warm_start_learning_rate
         self.disc_hp = discriminator
 
         # the expert's (s, a) pairs
@@ -470,7 +479,7 @@ class GAIL:
             self.expert_acts.cpu().numpy(),
             gradient_steps=self.bc_warm_start_steps,
             batch_size=self.trainer.hp.batch_size,
-            learning_rate=self.trainer.hp.learning_rate,
+            learning_rate=self.bc_warm_start_learning_rate or self.trainer.hp.learning_rate,
             weight_decay=0.0,
             val_fraction=0.0,
             val_interval=self.bc_warm_start_steps,
