@@ -261,6 +261,8 @@ def check_config(cfg: DictConfig) -> tuple[EnvSpec, object, Callable]:
     make_learner = instantiate(cfg.learner, _partial_=True, _convert_="all")
     _check_networks(cfg.learner, env)
     _log_tuning(cfg, env)
+    # in run.log, so a figure taken from a run folder says which install produced it
+    log.info("libraries: %s", ", ".join(f"{k} {v}" for k, v in library_versions(env.id).items()))
     return env, expert_trainer, make_learner
 
 

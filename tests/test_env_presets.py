@@ -93,6 +93,18 @@ def test_an_env_without_a_preset_runs_on_general_defaults_and_says_so(caplog):
     assert "are for Hopper-v5" in caplog.text
 
 
+def test_a_run_names_the_libraries_that_determine_its_numbers(caplog):
+    from importlib.metadata import version
+
+    for env, mujoco in (("hopper", True), ("cartpole", False)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="il_lab.pipeline"):
+            pipeline.check_config(compose_config([f"env={env}"]))
+        (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("libraries")]
+        assert f"torch {version('torch')}" in line and f"gymnasium {version('gymnasium')}" in line
+        assert ("mujoco " in line) == mujoco, line
+
+
 # One smoke run per preset, each expert's continuous and discrete paths among them; episodes
 # capped at 60 steps so the MuJoCo ones take seconds.
 SMOKE = [
