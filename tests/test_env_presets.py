@@ -3,6 +3,7 @@
 import logging
 import subprocess
 import sys
+from importlib.metadata import version
 
 import imageio.v2 as imageio
 import numpy as np
@@ -94,8 +95,6 @@ def test_an_env_without_a_preset_runs_on_general_defaults_and_says_so(caplog):
 
 
 def test_a_run_names_the_libraries_that_determine_its_numbers(caplog):
-    from importlib.metadata import version
-
     for env, mujoco in (("hopper", True), ("cartpole", False)):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="il_lab.pipeline"):

@@ -300,7 +300,7 @@ class GAIL:
         self.normalize_reward = normalize_reward
         self.train_on_true_reward = train_on_true_reward
         self.bc_warm_start_steps = bc_warm_start_steps
-        self.bc_warm_start_learning_rate = bc_warm_start_learning_rate
+        self.bc_warm_start_learning_rate = bc_warm_start_learning_rate or ppo.learning_rate
         self.disc_hp = discriminator
 
         # the expert's (s, a) pairs
@@ -479,7 +479,7 @@ class GAIL:
             self.expert_acts.cpu().numpy(),
             gradient_steps=self.bc_warm_start_steps,
             batch_size=self.trainer.hp.batch_size,
-            learning_rate=self.bc_warm_start_learning_rate or self.trainer.hp.learning_rate,
+            learning_rate=self.bc_warm_start_learning_rate,
             weight_decay=0.0,
             val_fraction=0.0,
             val_interval=self.bc_warm_start_steps,
