@@ -1,8 +1,9 @@
 """Compare the runs of a sweep, or of several sweeps across envs.
 
     python experiments/compare.py <sweep folder> [--reps 2000]
-    python experiments/compare.py --across-envs <sweep folder> <sweep folder> ... \\
+    python experiments/compare.py --across-envs <sweep folder | runs.jsonl> ... \\
         [--out experiments/results/across_envs.md] [--reps 2000]
+    python experiments/compare.py <sweep folder>... --save-runs experiments/results/runs/<env>.jsonl
 
 One sweep: reads every finished job's metrics.json (warning about unfinished or failed jobs),
 groups runs by every swept key except the seed, prints a Markdown table (runs, return mean/std,
@@ -15,6 +16,10 @@ resampled within each env), its mean env steps, expert labels, learner and total
 learner x env table of IQMs, and beside them the imitation library's published v1.0 scores.
 ``--out`` names the Markdown file (the plot is written beside it, same name, ``.png``) or a
 folder (``across_envs.md`` and ``across_envs.png`` in it); default: the current folder.
+
+``--save-runs`` writes every finished job of the given sweeps (overrides and metrics.json) as JSON
+lines, then does what the other arguments ask. Run folders are not kept; a runs file is small
+enough to commit beside a results table, and ``--across-envs`` reads it in place of the sweep.
 """
 
 import argparse
@@ -24,7 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from il_lab.comparison import across_envs_paths, compare, compare_across_envs  # noqa: E402
+from il_lab.comparison import (  # noqa: E402
+    across_envs_paths,
+    compare,
+    compare_across_envs,
+    read_jobs,
+    save_runs,
+)
 
 
 def main() -> None:
@@ -35,15 +46,28 @@ def main() -> None:
         "--out", type=Path, default=Path("."), help="--across-envs: a .md file, or a folder"
     )
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument(
+        "--save-runs", type=Path, metavar="FILE.jsonl", help="write the finished jobs read"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if args.save_runs:
+        if args.save_runs.suffix != ".jsonl":
+            parser.error(f"--save-runs {args.save_runs}: the name must end in .jsonl")
+        jobs = read_jobs(args.sweep_dirs)
+        if not jobs:
+            parser.error(f"no finished runs under {', '.join(map(str, args.sweep_dirs))}")
+        save_runs(jobs, args.save_runs)
+        print(f"written: {args.save_runs} ({len(jobs)} runs)")
+        if not args.across_envs and len(args.sweep_dirs) > 1:
+            return  # several sweeps saved together; one is also compared, as without the flag
     if args.across_envs:
         tables, _ = compare_across_envs(args.sweep_dirs, args.out, args.reps)
         print(tables)
         print("\nwritten: {} and {}".format(*across_envs_paths(args.out)))
         return
-    if len(args.sweep_dirs) != 1:
-        parser.error("one sweep folder, or several with --across-envs")
+    if len(args.sweep_dirs) != 1 or not args.sweep_dirs[0].is_dir():
+        parser.error("one sweep folder, or several (and runs files) with --across-envs")
     table, _ = compare(args.sweep_dirs[0], args.reps)
     print(table)
     print(f"\nwritten: {args.sweep_dirs[0] / 'comparison.md'} and its plots")

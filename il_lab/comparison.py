@@ -59,6 +59,54 @@ def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[Path]]:
     return finished, unfinished
 
 
+RUNS_SUFFIX = ".jsonl"
+
+
+def save_runs(jobs: list[Job], path: Path) -> None:
+    """Write finished jobs as JSON lines (folder, overrides, metrics), atomically.
+
+    Run folders hold checkpoints, event files and videos and are not kept; this file is all an
+    across-env summary reads, so a results table can be recomputed after they are gone.
+    """
+    if path.suffix != RUNS_SUFFIX:
+        raise ValueError(f"runs file {path}: the name must end in {RUNS_SUFFIX}")
+    lines = [
+        json.dumps({"folder": str(j.folder), "overrides": j.overrides, "metrics": j.metrics})
+        for j in jobs
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(line + "\n" for line in lines))
+    partial.replace(path)
+
+
+def read_runs(path: Path) -> list[Job]:
+    """The jobs :func:`save_runs` wrote."""
+    jobs = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            jobs.append(Job(Path(record["folder"]), record["overrides"], record["metrics"]))
+    return jobs
+
+
+def read_jobs(sources: list[Path]) -> list[Job]:
+    """Finished jobs of sweep folders and of runs files (``.jsonl``, :func:`save_runs`), in the
+    order given; each unfinished or failed job of a sweep is a warning naming its folder."""
+    jobs = []
+    for source in sources:
+        if source.suffix == RUNS_SUFFIX:
+            jobs.extend(read_runs(source))
+            continue
+        if not source.is_dir():
+            raise SystemExit(f"{source}: neither a sweep folder nor a {RUNS_SUFFIX} runs file")
+        finished, unfinished = read_sweep(source)
+        for folder in unfinished:
+            log.warning("no metrics.json (unfinished or failed), left out: %s", folder)
+        jobs.extend(finished)
+    return jobs
+
+
 def swept_keys(jobs: list[Job]) -> list[str]:
     """Override keys whose value differs between jobs."""
     keys = sorted({k for j in jobs for k in j.overrides})
@@ -441,15 +489,10 @@ def across_envs_paths(out: Path) -> tuple[Path, Path]:
 def compare_across_envs(
     sweep_dirs: list[Path], out: Path, reps: int = 2000
 ) -> tuple[str, list[LearnerSummary]]:
-    """Read several sweeps (one per env), summarize per learner across envs, and write the
-    tables (ours, then the imitation library's published ones) and the interval plot to
-    :func:`across_envs_paths` of ``out``."""
-    jobs = []
-    for sweep_dir in sweep_dirs:
-        finished, unfinished = read_sweep(sweep_dir)
-        for folder in unfinished:
-            log.warning("no metrics.json (unfinished or failed), left out: %s", folder)
-        jobs.extend(finished)
+    """Read several sweeps (one per env; sweep folders or :func:`save_runs` files), summarize per
+    learner across envs, and write the tables (ours, then the imitation library's published
+    ones) and the interval plot to :func:`across_envs_paths` of ``out``."""
+    jobs = read_jobs(sweep_dirs)
     if not jobs:
         raise SystemExit(f"no finished runs under {', '.join(map(str, sweep_dirs))}")
     summaries = summarize_across_envs(jobs, reps)

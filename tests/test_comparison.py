@@ -19,7 +19,9 @@ from il_lab.comparison import (
     PUBLISHED_SOURCE,
     compare_across_envs,
     iqm_with_ci,
+    read_jobs,
     read_sweep,
+    save_runs,
     score_matrix,
     summarize_across_envs,
 )
@@ -220,6 +222,58 @@ def test_compare_cli_across_envs(tmp_path):
     assert f"written: {out} and {out.with_suffix('.png')}" in result.stdout
     assert "dagger_3" in result.stderr  # the warning about the dropped fourth seed
     assert out.is_file() and out.with_suffix(".png").is_file()
+
+
+def test_runs_file_stands_in_for_its_sweep_once_the_folders_are_gone(tmp_path, caplog):
+    sweeps = write_sweeps(tmp_path / "sweeps")
+    (sweeps[1] / "unfinished" / ".hydra").mkdir(parents=True)
+    (sweeps[1] / "unfinished" / ".hydra" / "overrides.yaml").write_text("[]")
+    runs = tmp_path / "results" / "runs" / "hopper.jsonl"
+    with caplog.at_level(logging.WARNING):
+        save_runs(read_jobs([sweeps[1]]), runs)
+    assert "unfinished" in caplog.text and "unfinished" not in runs.read_text()
+    expected, _ = compare_across_envs(sweeps, tmp_path / "from_folders.md", reps=200)
+    saved = read_jobs([runs])
+    assert [j.metrics for j in saved] == [j.metrics for j in read_sweep(sweeps[1])[0]]
+    assert [j.overrides for j in saved] == [j.overrides for j in read_sweep(sweeps[1])[0]]
+    for job in read_sweep(sweeps[1])[0]:
+        (job.folder / "metrics.json").unlink()
+    tables, _ = compare_across_envs([sweeps[0], runs], tmp_path / "from_file.md", reps=200)
+    assert tables == expected
+    assert not list(runs.parent.glob("*.partial"))
+    with pytest.raises(ValueError, match="must end in .jsonl"):
+        save_runs(saved, tmp_path / "runs.json")
+    with pytest.raises(SystemExit, match="neither a sweep folder nor a .jsonl runs file"):
+        read_jobs([tmp_path / "missing"])
+
+
+def test_compare_cli_saves_runs_and_reads_them_back(tmp_path):
+    sweeps = write_sweeps(tmp_path / "sweeps")
+    runs = tmp_path / "all.jsonl"
+    compare = [sys.executable, str(ROOT / "experiments" / "compare.py")]
+    saved = subprocess.run(
+        compare + [*map(str, sweeps), "--save-runs", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert saved.returncode == 0, saved.stderr
+    assert f"written: {runs} ({sum(map(len, SCORES.values()))} runs)" in saved.stdout
+    summary = subprocess.run(
+        compare + ["--across-envs", str(runs), "--out", str(tmp_path / "s.md"), "--reps", "100"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert "| mlp_bc | 2 | 3 |" in summary.stdout
+    wrong = subprocess.run(
+        compare + [str(sweeps[0]), "--save-runs", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert wrong.returncode == 2 and "--save-runs" in wrong.stderr and ".jsonl" in wrong.stderr
 
 
 def test_benchmark_preset_sweeps_every_learner_and_five_seeds_per_env():
