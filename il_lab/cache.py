@@ -52,6 +52,11 @@ def library_versions(env_id: str) -> dict[str, str]:
     return {name: metadata.version(name) for name in names}
 
 
+def libraries_line(env_id: str) -> str:
+    """:func:`library_versions` as one line, e.g. ``torch 2.13.0+cpu, ..., mujoco 3.17.0``."""
+    return ", ".join(f"{name} {version}" for name, version in library_versions(env_id).items())
+
+
 class ArtifactCache:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()

@@ -72,6 +72,7 @@ METRICS_KEYS = (
     "expert",
     "learner",
     "seed",
+    "libraries",  # the versions that determine the numbers: a figure says which install made it
     "expert/eval/return_mean",
     "random/eval/return_mean",
     "learner/eval/return_mean",

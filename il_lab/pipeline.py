@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import il_lab.resolvers  # noqa: F401  (registers the run-folder resolver)
-from il_lab.cache import ArtifactCache, content_key, library_versions
+from il_lab.cache import ArtifactCache, content_key, libraries_line, library_versions
 from il_lab.checkpoint import Checkpoint, claim_run_folder, config_hash
 from il_lab.data import (
     FORMAT_VERSION,
@@ -197,6 +197,7 @@ def run(cfg: DictConfig) -> float:
         "expert": choices.expert,
         "learner": choices.learner,
         "seed": cfg.seed,
+        "libraries": libraries_line(env.id),
         "expert/eval/return_mean": expert_eval.mean,
         "random/eval/return_mean": random_eval.mean,
         "learner/eval/return_mean": learner_eval.mean,
@@ -262,7 +263,7 @@ def check_config(cfg: DictConfig) -> tuple[EnvSpec, object, Callable]:
     _check_networks(cfg.learner, env)
     _log_tuning(cfg, env)
     # in run.log, so a figure taken from a run folder says which install produced it
-    log.info("libraries: %s", ", ".join(f"{k} {v}" for k, v in library_versions(env.id).items()))
+    log.info("libraries: %s", libraries_line(env.id))
     return env, expert_trainer, make_learner
 
 

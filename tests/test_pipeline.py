@@ -1,6 +1,7 @@
 """End-to-end runs of the real pipeline with debug=smoke budgets."""
 
 import json
+from importlib import metadata
 
 import imageio.v2 as imageio
 import numpy as np
@@ -26,6 +27,9 @@ def test_metrics_json_has_exactly_the_documented_keys(smoke_run):
     assert list(metrics) == list(METRICS_KEYS)
     assert metrics["env"] == "CartPole-v1"
     assert (metrics["expert"], metrics["learner"]) == ("sb3_ppo", "transformer_bc")
+    assert metrics["libraries"] == ", ".join(
+        f"{name} {metadata.version(name)}" for name in ("torch", "stable-baselines3", "gymnasium")
+    )
     assert len(metrics["learner/eval/returns"]) == 2
     assert metrics["learner/eval/return_mean"] == pytest.approx(
         np.mean(metrics["learner/eval/returns"])
