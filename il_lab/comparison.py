@@ -508,6 +508,10 @@ def compare_across_envs(
     for job in jobs:
         experts[job.metrics["env"]].add(str(job.metrics["expert"]))
     experts_line = "; ".join(f"{e}: {', '.join(sorted(x))}" for e, x in sorted(experts.items()))
+    libraries: dict[str, set[str]] = defaultdict(set)
+    for job in jobs:  # runs from before metrics.json recorded them say so
+        libraries[job.metrics["env"]].add(job.metrics.get("libraries") or "not recorded")
+    libraries_lines = [f"- {e}: {'; '.join(sorted(x))}" for e, x in sorted(libraries.items())]
     text = "\n".join(
         [
             "# Across envs (ours)",
@@ -516,6 +520,9 @@ def compare_across_envs(
             *(f"- `{d}`" for d in sweep_dirs),
             "",
             f"Experts: {experts_line}",
+            "",
+            "Libraries:",
+            *libraries_lines,
             "",
             "Per learner: the interquartile mean of the normalized score over every (env, seed) "
             "with rliable's 95% stratified-bootstrap interval (seeds resampled within each env); "
