@@ -17,5 +17,12 @@ def _or(value, default):
     return default if value is None else value
 
 
+def _times(value: int, factor: int) -> int:
+    """``value * factor``: a preset that needs a multiple of a budget still follows the budget
+    (``debug=smoke``'s tiny one included)."""
+    return int(value) * int(factor)
+
+
 OmegaConf.register_new_resolver("il_lab.suffix", _suffix, replace=True)
+OmegaConf.register_new_resolver("il_lab.times", _times, replace=True)
 OmegaConf.register_new_resolver("il_lab.or", _or, replace=True)

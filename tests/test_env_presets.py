@@ -60,6 +60,25 @@ def test_ppo_presets_are_tuned_for_both_ppos():
             assert (CONF / "tuned" / f"{env}_{expert}.yaml").is_file(), (env, expert)
 
 
+def test_hoppers_mlp_bc_is_wider_and_follows_the_gradient_step_budget():
+    hopper = compose_config(["env=hopper", "learner=mlp_bc"]).learner
+    assert list(hopper.network.hidden_sizes) == [256, 256]
+    assert hopper.gradient_steps == 4 * 5000  # four times the preset's budget
+    assert (
+        compose_config(["env=hopper", "learner=mlp_bc", "debug=smoke"]).learner.gradient_steps
+        == 160
+    )
+    assert (
+        compose_config(
+            ["env=hopper", "learner=mlp_bc", "learner.gradient_steps=7"]
+        ).learner.gradient_steps
+        == 7
+    )
+    assert compose_config(["env=hopper", "learner=transformer_bc"]).learner.gradient_steps == 20000
+    others = compose_config(["env=walker2d", "learner=mlp_bc"]).learner
+    assert list(others.network.hidden_sizes) == [64, 64] and others.gradient_steps == 5000
+
+
 def test_specialization_picks_tuned_values_and_an_override_still_wins():
     tuned = compose_config(["env=hopper", "expert=sb3_ppo"])
     assert tuned.tuned.name == "hopper_sb3_ppo"
