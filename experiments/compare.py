@@ -51,22 +51,24 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    one_sweep = len(args.sweep_dirs) == 1 and args.sweep_dirs[0].is_dir()
     if args.save_runs:
-        if args.save_runs.suffix != ".jsonl":
-            parser.error(f"--save-runs {args.save_runs}: the name must end in .jsonl")
         jobs = read_jobs(args.sweep_dirs)
         if not jobs:
             parser.error(f"no finished runs under {', '.join(map(str, args.sweep_dirs))}")
-        save_runs(jobs, args.save_runs)
+        try:
+            save_runs(jobs, args.save_runs)
+        except ValueError as error:
+            parser.error(f"--save-runs: {error}")
         print(f"written: {args.save_runs} ({len(jobs)} runs)")
-        if not args.across_envs and len(args.sweep_dirs) > 1:
-            return  # several sweeps saved together; one is also compared, as without the flag
+        if not args.across_envs and not one_sweep:
+            return  # saved is all that was asked; one sweep folder is also compared
     if args.across_envs:
         tables, _ = compare_across_envs(args.sweep_dirs, args.out, args.reps)
         print(tables)
         print("\nwritten: {} and {}".format(*across_envs_paths(args.out)))
         return
-    if len(args.sweep_dirs) != 1 or not args.sweep_dirs[0].is_dir():
+    if not one_sweep:
         parser.error("one sweep folder, or several (and runs files) with --across-envs")
     table, _ = compare(args.sweep_dirs[0], args.reps)
     print(table)

@@ -293,9 +293,7 @@ def plot(rows: list[Row], out_dir: Path) -> list[Path]:
 
 def compare(sweep_dir: Path, reps: int = 2000) -> tuple[str, list[Row]]:
     """Read, group, summarize and plot a sweep; write ``comparison.md`` into it."""
-    jobs, unfinished = read_sweep(sweep_dir)
-    for folder in unfinished:
-        log.warning("no metrics.json (unfinished or failed), left out: %s", folder)
+    jobs = read_jobs([sweep_dir])
     if not jobs:
         raise SystemExit(f"no finished runs under {sweep_dir}")
     rows = summarize(group_jobs(jobs), reps)
