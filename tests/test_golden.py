@@ -1,0 +1,46 @@
+"""The same command gives the same metrics.json as when its golden file was written.
+
+A refactor that means to change no result (schema, stages, packages, config files) must leave
+every learner's numbers on CartPole and Pendulum exactly as they were. The golden files are this
+machine's numbers (floating point differs across CPUs); after a change that alters results on
+purpose, rewrite them with ``IL_LAB_WRITE_GOLDEN=1 pytest -m slow tests/test_golden.py`` and say
+why in the commit.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import run_pipeline
+
+from il_lab.metrics import METRICS_KEYS
+
+GOLDEN = Path(__file__).parent / "golden"
+ENVS = ("cartpole", "pendulum")
+LEARNERS = ("mlp_bc", "transformer_bc", "dagger", "bco", "gail")
+# Wall-clock differs run to run; the versions line is checked by the pipeline tests.
+COMPARED = [k for k in METRICS_KEYS if not k.startswith("timing/") and k != "libraries"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("golden_cache")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_metrics_match_the_golden_file(tmp_path, cache_dir, env, learner):
+    metrics = run_pipeline(
+        tmp_path,
+        [f"env={env}", f"learner={learner}", "device=cpu", "video.enabled=false"],
+        cache=str(cache_dir),  # an absolute path: one cache for the module's runs
+    )
+    ours = {key: metrics[key] for key in COMPARED}
+    golden = GOLDEN / f"{env}_{learner}.json"
+    if os.environ.get("IL_LAB_WRITE_GOLDEN") == "1":
+        golden.write_text(json.dumps(ours, indent=1) + "\n")
+    expected = json.loads(golden.read_text())
+    differing = {k: (ours[k], expected.get(k)) for k in COMPARED if ours[k] != expected.get(k)}
+    assert not differing, differing
