@@ -55,10 +55,10 @@ def expert_and_demos(seed: int, max_episode_steps: int | None, n_episodes: int, 
     """The pipeline's ``expert=ppo`` for this seed (cached) and its deterministic episodes."""
     import torch
 
-    from il_lab.cache import ArtifactCache
     from il_lab.envs import EnvSpec
     from il_lab.experts.ppo import PPOExpert
     from il_lab.rollout import rollout
+    from il_lab.runtime.cache import ArtifactCache
 
     env = EnvSpec(ENV_ID, max_episode_steps)
     values = shipped("expert", "ppo", total_env_steps=EXPERT_ENV_STEPS)
@@ -85,7 +85,7 @@ def run_one(seed: int, args: argparse.Namespace) -> Result:
     from il_lab.evaluation import eval_seeds, evaluate
     from il_lab.interfaces import LearnerInputs
     from il_lab.rollout import rollout
-    from il_lab.seeding import seed_everything
+    from il_lab.runtime.seeding import seed_everything
 
     env, expert, demos = expert_and_demos(
         seed, args.max_episode_steps, args.demo_episodes, args.cache_dir

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from il_lab.data import load_trajectories, recorded_source, save_trajectories, stored_env_id
+from il_lab.datasets.npz import save_trajectories, stored_env_id
+from il_lab.datasets.sources import load_trajectories, recorded_source
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy
 from il_lab.rollout import rollout
@@ -58,7 +59,7 @@ def benchmark(work: Path) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ["MINARI_DATASETS_PATH"] = str(work / "minari")
-    from il_lab.minari_io import dataset_folder, export_minari  # after the root is set
+    from il_lab.datasets.minari_io import dataset_folder, export_minari  # after the root is set
 
     if args.src is None:
         env = EnvSpec(args.env)

@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
-import il_lab.resolvers  # noqa: E402, F401
+import il_lab.config.resolvers  # noqa: E402, F401
 from il_lab import pipeline  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -117,7 +117,6 @@ def run_one(
         from il_lab.experts.sb3 import acting_policy, make_training_env
         from il_lab.experts.sb3_ppo import SB3PPOExpert
 
-
         class EvalEvery(BaseCallback):
             """Evaluates right after an update (at a rollout's start), off the clock."""
 

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from il_lab.data import load_trajectories, windows_and_actions
+from il_lab.datasets.sources import load_trajectories
+from il_lab.datasets.trajectories import windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.learners.bc import build_policy
 from il_lab.learners.supervised import fit

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from il_lab.report_check import check_run, runs_under  # noqa: E402
+from il_lab.analysis.report_check import check_run, runs_under  # noqa: E402
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from il_lab.comparison import (  # noqa: E402
+from il_lab.analysis.comparison import (  # noqa: E402
     across_envs_paths,
     compare,
     compare_across_envs,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium.utils import EzPickle
 
-from il_lab.data import stack_windows
+from il_lab.datasets.trajectories import stack_windows
 from il_lab.envs import EnvSpec
 from il_lab.interfaces import Policy
 

@@ -13,9 +13,9 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 if TYPE_CHECKING:
-    from il_lab.checkpoint import Checkpoint
-    from il_lab.data import Trajectory
+    from il_lab.datasets.trajectories import Trajectory
     from il_lab.envs import EnvSpec
+    from il_lab.runtime.checkpoint import Checkpoint
 
 
 @runtime_checkable
@@ -70,7 +70,7 @@ class Learner(Protocol):
     def learn(self, logger: SummaryWriter, checkpoint: "Checkpoint | None" = None) -> None:
         """Train within the budget given at construction, logging to ``logger``.
 
-        With a ``checkpoint`` (``il_lab.checkpoint``), save the whole training state at the
+        With a ``checkpoint`` (``il_lab.runtime.checkpoint``), save the whole training state at the
         learner's natural boundaries, and first continue from the saved state if there is one.
         """
         ...

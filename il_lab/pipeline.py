@@ -17,24 +17,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import il_lab.resolvers  # noqa: F401  (registers the run-folder resolver)
-from il_lab.cache import ArtifactCache, content_key, libraries_line, library_versions
-from il_lab.checkpoint import Checkpoint, claim_run_folder, config_hash
-from il_lab.data import (
-    FORMAT_VERSION,
-    Trajectory,
-    cap_transitions,
-    load_trajectories,
-    record_source,
-    save_trajectories,
-)
+import il_lab.config.resolvers  # noqa: F401  (registers the run-folder resolver)
+from il_lab.config.validation import check_values
+from il_lab.datasets.npz import FORMAT_VERSION, save_trajectories
+from il_lab.datasets.sources import load_trajectories, record_source
+from il_lab.datasets.trajectories import Trajectory, cap_transitions
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate, normalized_score
 from il_lab.interfaces import LearnerInputs
-from il_lab.metrics import write_hparams, write_metrics_json
 from il_lab.rollout import rollout
-from il_lab.seeding import resolve_device, seed_everything, set_threads
-from il_lab.validation import check_values
+from il_lab.runtime.cache import ArtifactCache, content_key, libraries_line, library_versions
+from il_lab.runtime.checkpoint import Checkpoint, claim_run_folder, config_hash
+from il_lab.runtime.metrics import write_hparams, write_metrics_json
+from il_lab.runtime.seeding import resolve_device, seed_everything, set_threads
 from il_lab.video import record_episode
 
 log = logging.getLogger(__name__)
@@ -95,6 +90,7 @@ def run(cfg: DictConfig) -> float:
             }
             expert_tb = run_dir / "tb" / "expert"
             expert_key = content_key(expert_id)
+
             def train_expert(tmp: Path) -> None:
                 # Beside the cache entry, opened under its lock: whichever job builds the
                 # expert next (a rerun, a requeued or another sweep job) continues from here.
@@ -147,9 +143,7 @@ def run(cfg: DictConfig) -> float:
         # Seeded here, after the expert stage: SB3's load() reseeds the global generators with
         # the expert's own seed, which would otherwise give every learner seed the same start.
         rng = seed_everything(cfg.seed)
-        inputs = LearnerInputs(
-            env=env, demonstrations=demos, expert=expert, rng=rng, device=device
-        )
+        inputs = LearnerInputs(env=env, demonstrations=demos, expert=expert, rng=rng, device=device)
         learner = make_learner(inputs=inputs)
         checkpoint = Checkpoint(
             run_dir / "checkpoint" / "learner.pt",

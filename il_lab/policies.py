@@ -2,7 +2,7 @@
 
 The history of the last ``context_len`` observations is the ``state`` of ``predict``: it is
 reset on ``episode_start`` by filling the window with the new episode's first observation, which
-is exactly how ``il_lab.data.stack_windows`` pads training windows.
+is exactly how ``il_lab.datasets.stack_windows`` pads training windows.
 """
 
 import importlib

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from il_lab.data import Trajectory
+from il_lab.datasets.trajectories import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.interfaces import Policy
 

@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import il_lab.resolvers  # noqa: F401  (run-folder resolver, as run.py gets it)
+import il_lab.config.resolvers  # noqa: F401  (run-folder resolver, as run.py gets it)
 from il_lab import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

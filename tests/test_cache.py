@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import run_pipeline
 
-from il_lab.cache import ArtifactCache, content_key, library_versions
+from il_lab.runtime.cache import ArtifactCache, content_key, library_versions
 
 
 def test_key_is_stable_and_content_addressed():
@@ -83,7 +83,10 @@ def test_an_entry_built_under_other_library_versions_is_not_reused(tmp_path, mon
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "il_lab.cache", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "il_lab.runtime.cache", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -115,7 +118,7 @@ def test_cli_lists_and_prunes_by_age(tmp_path):
     assert sorted(p.name for p in (tmp_path / "experts").iterdir()) == []
     assert new.exists() and new.with_suffix(".json").exists()
     bad = subprocess.run(
-        [sys.executable, "-m", "il_lab.cache", "prune", "--older-than", "soon"],
+        [sys.executable, "-m", "il_lab.runtime.cache", "prune", "--older-than", "soon"],
         capture_output=True,
         text=True,
     )

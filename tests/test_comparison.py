@@ -15,7 +15,7 @@ from rliable import library as rly
 from rliable import metrics as rl_metrics
 from test_config import options
 
-from il_lab.comparison import (
+from il_lab.analysis.comparison import (
     PUBLISHED_SOURCE,
     compare_across_envs,
     iqm_with_ci,

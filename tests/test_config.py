@@ -155,7 +155,7 @@ def test_every_experiment_preset_composes(preset):
 
 
 def test_run_folder_names_are_flat():
-    from il_lab.resolvers import _suffix
+    from il_lab.config.resolvers import _suffix
 
     assert _suffix("") == ""
     assert _suffix("learner/bc=mlp,seed=1") == "_learner.bc=mlp,seed=1"

@@ -9,7 +9,7 @@ import torch
 from conftest import compose_config
 from hydra.utils import instantiate
 
-from il_lab.data import Trajectory
+from il_lab.datasets.trajectories import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
 from il_lab.interfaces import LearnerInputs

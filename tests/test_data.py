@@ -2,11 +2,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from il_lab.data import (
+from il_lab.datasets.npz import save_trajectories
+from il_lab.datasets.sources import load_trajectories
+from il_lab.datasets.trajectories import (
     Trajectory,
     cap_transitions,
-    load_trajectories,
-    save_trajectories,
     stack_windows,
     windows_and_actions,
 )

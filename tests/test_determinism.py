@@ -13,7 +13,7 @@ import sys
 import pytest
 from conftest import ROOT, run_pipeline
 
-from il_lab.metrics import METRICS_KEYS
+from il_lab.runtime.metrics import METRICS_KEYS
 
 EXPERTS = ("sb3_ppo", "ppo")
 LEARNERS = ("mlp_bc", "transformer_bc", "dagger", "bco", "gail")

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from test_learning import CARTPOLE, BalancingExpert
 from test_pipeline import scalar_tags
 
-from il_lab.data import Trajectory
+from il_lab.datasets.trajectories import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
@@ -23,9 +23,9 @@ from il_lab.learners.gail import (
     DiscriminatorHyperparameters,
     reward_from_logits,
 )
-from il_lab.metrics import EVAL_TAGS, LEARNER_TAGS
 from il_lab.rl import PPOHyperparameters, PPOTrainer
 from il_lab.rollout import rollout
+from il_lab.runtime.metrics import EVAL_TAGS, LEARNER_TAGS
 
 PENDULUM = EnvSpec("Pendulum-v1")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import run_pipeline
 
-from il_lab.metrics import METRICS_KEYS
+from il_lab.runtime.metrics import METRICS_KEYS
 
 GOLDEN = Path(__file__).parent / "golden"
 ENVS = ("cartpole", "pendulum")

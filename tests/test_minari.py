@@ -1,4 +1,4 @@
-"""Minari datasets in (demos.path=minari:<id>) and out (python -m il_lab.demos export).
+"""Minari datasets in (demos.path=minari:<id>) and out (python -m il_lab.datasets.export export).
 
 Every test writes into its own MINARI_DATASETS_PATH under tmp_path, never into ~/.minari.
 """
@@ -15,14 +15,10 @@ import pytest
 from conftest import ROOT, run_pipeline
 from minari.data_collector import EpisodeBuffer
 
-from il_lab.data import (
-    SOURCE_RECORD,
-    Trajectory,
-    load_trajectories,
-    recorded_source,
-    save_trajectories,
-)
-from il_lab.demos import main as demos_cli
+from il_lab.datasets.export import main as demos_cli
+from il_lab.datasets.npz import save_trajectories
+from il_lab.datasets.sources import SOURCE_RECORD, load_trajectories, recorded_source
+from il_lab.datasets.trajectories import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy

@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_learning import CARTPOLE, BalancingExpert
 
-from il_lab.data import Trajectory, cap_transitions
+from il_lab.datasets.trajectories import Trajectory, cap_transitions
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import eval_seeds, evaluate
 from il_lab.interaction import EnvStepper

@@ -10,10 +10,10 @@ import torch
 from conftest import run_pipeline
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from il_lab.data import load_trajectories
+from il_lab.datasets.sources import load_trajectories
 from il_lab.envs import EnvSpec
-from il_lab.metrics import EVAL_TAGS, EXPERT_TAGS, LEARNER_TAGS, METRICS_KEYS
 from il_lab.policies import StackedObsPolicy
+from il_lab.runtime.metrics import EVAL_TAGS, EXPERT_TAGS, LEARNER_TAGS, METRICS_KEYS
 
 
 def scalar_tags(folder) -> set[str]:

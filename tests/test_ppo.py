@@ -20,7 +20,6 @@ from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
 from il_lab.experts.ppo import PPOExpert
-from il_lab.metrics import EXPERT_TAGS
 from il_lab.rl import (
     PPOHyperparameters,
     PPOPolicy,
@@ -28,6 +27,7 @@ from il_lab.rl import (
     clipped_surrogate_loss,
     compute_gae,
 )
+from il_lab.runtime.metrics import EXPERT_TAGS
 
 CARTPOLE = EnvSpec("CartPole-v1")
 PENDULUM = EnvSpec("Pendulum-v1")

@@ -7,7 +7,7 @@ import torch
 from conftest import compose_config
 from hydra.utils import instantiate
 
-from il_lab.data import windows_and_actions
+from il_lab.datasets.trajectories import windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import build_policy

@@ -20,9 +20,9 @@ from conftest import ROOT, compose_config
 from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
 from il_lab import pipeline
-from il_lab.checkpoint import Checkpoint
 from il_lab.errors import ConfigError
-from il_lab.metrics import METRICS_KEYS
+from il_lab.runtime.checkpoint import Checkpoint
+from il_lab.runtime.metrics import METRICS_KEYS
 
 COMMON = ["debug=smoke", "video.enabled=false", "device=cpu"]
 RESULTS = [k for k in METRICS_KEYS if not k.startswith("timing/") and not k.endswith("cache_hit")]

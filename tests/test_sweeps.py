@@ -10,7 +10,7 @@ from conftest import ROOT, compose_config, multirun
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.comparison import Job, compare, group_jobs, read_sweep
+from il_lab.analysis.comparison import Job, compare, group_jobs, read_sweep
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.checkpoint import Checkpoint
 from il_lab.envs import EnvSpec
 from il_lab.rl import PPOHyperparameters, PPOPolicy, PPOTrainer
 from il_lab.rl.policy import FILE_FORMAT_VERSION
+from il_lab.runtime.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
-from il_lab.checkpoint import Checkpoint
 from il_lab.envs import EnvSpec, spaces_match
 from il_lab.errors import ConfigError
 from il_lab.rl.policy import ACTIVATIONS
+from il_lab.runtime.checkpoint import Checkpoint
 
 NORMALIZATION_ENTRY = "il_lab_obs_normalization.json"
 # The algorithm behind each policy module a model file names. PPO and A2C share SB3's
@@ -259,8 +259,7 @@ def load_model(
         theirs = getattr(model, f"{name}_space")
         if not spaces_match(theirs, ours):
             raise ConfigError(
-                f"{where} was trained with {name} space {theirs}, "
-                f"but env.id={env.id!r} has {ours}"
+                f"{where} was trained with {name} space {theirs}, but env.id={env.id!r} has {ours}"
             )
     with zipfile.ZipFile(path) as archive:
         if NORMALIZATION_ENTRY not in archive.namelist():

@@ -4,7 +4,6 @@ The general defaults (``conf/expert/sb3_ppo.yaml``) are rl-zoo's tuned CartPole-
 presets' tuned values for other envs come from ``conf/tuned/<env>_sb3_ppo.yaml``.
 """
 
-
 from stable_baselines3 import PPO
 
 from il_lab.errors import ConfigError

@@ -6,7 +6,6 @@ Ant and Walker2d where a GPU or a cluster is at hand; on a CPU, ``sb3_ppo`` or `
 Defaults are SB3's, with rl-zoo's ``hyperparams/sac.yml`` values in the presets.
 """
 
-
 from stable_baselines3 import SAC
 
 from il_lab.errors import ConfigError

@@ -12,12 +12,12 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.checkpoint import Checkpoint
-from il_lab.data import Trajectory, windows_and_actions
+from il_lab.datasets.trajectories import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.supervised import FitResult, fit
 from il_lab.policies import StackedObsPolicy
+from il_lab.runtime.checkpoint import Checkpoint
 
 
 def build_policy(

@@ -18,13 +18,13 @@ from typing import Literal
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.checkpoint import Checkpoint
-from il_lab.data import windows_and_actions
+from il_lab.datasets.trajectories import windows_and_actions
 from il_lab.errors import ConfigError
 from il_lab.evaluation import evaluate
 from il_lab.interaction import Actor, EnvStepper
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
+from il_lab.runtime.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,7 @@ class DAgger:
         self.mixture = mixture
         self.warm_start = warm_start
         self.eval_episodes_per_round = eval_episodes_per_round
-        self.windows, self.actions = windows_and_actions(
-            inputs.demonstrations, self.bc.context_len
-        )
+        self.windows, self.actions = windows_and_actions(inputs.demonstrations, self.bc.context_len)
         self._env_steps = 0
         self._expert_queries = 0
         self.expert_acted = 0  # steps on which the expert's action was executed

@@ -86,13 +86,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.checkpoint import Checkpoint
 from il_lab.errors import ConfigError
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.supervised import fit
 from il_lab.networks import MLPNet
-from il_lab.normalization import RunningMeanStd
+from il_lab.networks.normalization import RunningMeanStd
 from il_lab.rl import PPOHyperparameters, PPOPolicy, PPOTrainer
+from il_lab.runtime.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 

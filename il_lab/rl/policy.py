@@ -28,7 +28,7 @@ from torch import nn
 from il_lab.envs import EnvSpec, describe_space, descriptions_match
 from il_lab.errors import ConfigError
 from il_lab.networks.heads import make_head
-from il_lab.normalization import RunningMeanStd
+from il_lab.networks.normalization import RunningMeanStd
 
 FILE_FORMAT = "il_lab.PPOPolicy"
 FILE_FORMAT_VERSION = 2  # 2: separate actor/critic sizes, activation, heads, obs_rms buffers

@@ -51,12 +51,12 @@ from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from il_lab.config.validation import check_rollout_batch
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
-from il_lab.normalization import RunningMeanStd
+from il_lab.networks.normalization import RunningMeanStd
 from il_lab.rl.losses import clipped_surrogate_loss, compute_gae, explained_variance
 from il_lab.rl.policy import ACTIVATIONS, PPOPolicy
-from il_lab.validation import check_rollout_batch
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,7 @@ class PPOHyperparameters:
             )
         if self.activation not in ACTIVATIONS:
             raise ConfigError(
-                f"activation={self.activation!r} is not allowed; "
-                f"allowed: {', '.join(ACTIVATIONS)}"
+                f"activation={self.activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}"
             )
 
     def schedule(self, num_timesteps: int) -> tuple[float, float]:
@@ -490,5 +489,3 @@ class PPOTrainer:
 
 def _mean(values: list[torch.Tensor]) -> float:
     return torch.stack(values).mean().item() if values else float("nan")
-
-

@@ -22,11 +22,14 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from il_lab.data import MINARI_PREFIX, Trajectory, check_actions, check_spaces
+from il_lab.datasets.trajectories import Trajectory, check_actions, check_spaces
 from il_lab.envs import EnvSpec, describe_space
 from il_lab.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# demos.path=minari:<dataset id> names a dataset in Minari's local datasets root.
+MINARI_PREFIX = "minari:"
 
 ID_FORM = f"{MINARI_PREFIX}(namespace/)name-v<version>, e.g. {MINARI_PREFIX}il_lab/cartpole-v0"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from il_lab.events import read_scalars
+from il_lab.analysis.events import read_scalars
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Demonstrations on the command line: share what a run trained on as a Minari dataset.
 
-    python -m il_lab.demos export SRC --to minari:<dataset id> [--ref-min R --ref-max R]
+    python -m il_lab.datasets.export export SRC --to minari:<dataset id> [--ref-min R --ref-max R]
 
 SRC is a run folder or an ``.npz`` written by il_lab. A run folder names the demonstrations it
 trained on, their env and transition cap (``demonstrations.json``, written by the pipeline), and
@@ -18,14 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from il_lab.data import (
-    SOURCE_RECORD,
-    Trajectory,
-    cap_transitions,
-    load_trajectories,
-    recorded_source,
-    stored_env_id,
-)
+from il_lab.datasets.npz import stored_env_id
+from il_lab.datasets.sources import SOURCE_RECORD, load_trajectories, recorded_source
+from il_lab.datasets.trajectories import Trajectory, cap_transitions
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 
@@ -97,7 +92,7 @@ def from_npz(path: Path, max_episode_steps: int | None) -> Export:
 
 def export(args: argparse.Namespace) -> Path:
     """The ``export`` command; returns the dataset's folder."""
-    from il_lab.minari_io import export_minari
+    from il_lab.datasets.minari_io import export_minari
 
     src = Path(args.src)
     if src.is_dir():
@@ -138,7 +133,7 @@ def export(args: argparse.Namespace) -> Path:
 
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
-        prog="python -m il_lab.demos", description=__doc__.split("\n")[0]
+        prog="python -m il_lab.datasets.export", description=__doc__.split("\n")[0]
     )
     commands = main.add_subparsers(dest="command", required=True)
     out = commands.add_parser(

@@ -8,8 +8,8 @@ and renamed into place, all under a file lock, so parallel jobs build each artif
 nobody ever reads a half-written one. Beside each artifact, ``<key>.json`` records what the key
 stands for.
 
-    python -m il_lab.cache list [--cache-dir DIR]
-    python -m il_lab.cache prune --older-than 30d [--cache-dir DIR]
+    python -m il_lab.runtime.cache list [--cache-dir DIR]
+    python -m il_lab.runtime.cache prune --older-than 30d [--cache-dir DIR]
 """
 
 import argparse
@@ -212,9 +212,9 @@ def _human_age(seconds: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m il_lab.cache list|prune``: the command's table goes to stdout."""
+    """``python -m il_lab.runtime.cache list|prune``: the command's table goes to stdout."""
     parser = argparse.ArgumentParser(
-        prog="python -m il_lab.cache", description="List or prune the artifact cache."
+        prog="python -m il_lab.runtime.cache", description="List or prune the artifact cache."
     )
     parser.add_argument("command", choices=["list", "prune"])
     parser.add_argument(

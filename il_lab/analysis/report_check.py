@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from il_lab.events import read_scalars
+from il_lab.analysis.events import read_scalars
 
 
 @dataclass(frozen=True)
