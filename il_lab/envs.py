@@ -1,15 +1,21 @@
 """Env construction: one ``EnvSpec`` says which gymnasium env a run uses and how to build it."""
 
+import ctypes.util
 import difflib
+import logging
 import os
 import sys
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Annotated
 
 import gymnasium as gym
 import numpy as np
 
+from il_lab.config.schema import AtLeast, Null, check_fields
 from il_lab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # MuJoCo renders headless only through EGL here (osmesa lacks its library, glfw needs a
 # display); it reads MUJOCO_GL when first imported, so this must precede any env construction.
@@ -29,18 +35,14 @@ class EnvSpec:
     """
 
     id: str
-    max_episode_steps: int | None = None
+    max_episode_steps: Annotated[int | None, AtLeast(1), Null("the env's own limit")] = None
 
     def __post_init__(self) -> None:
+        check_fields(self, "env.")
         if self.id not in gym.registry:
             close = difflib.get_close_matches(self.id, list(gym.registry), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"env.id={self.id!r} is not a registered gymnasium env id{hint}")
-        if self.max_episode_steps is not None and self.max_episode_steps < 1:
-            raise ConfigError(
-                f"env.max_episode_steps={self.max_episode_steps} is not allowed; "
-                "allowed: null (the env's own limit) or an integer >= 1"
-            )
 
     @property
     def make_kwargs(self) -> dict:
@@ -75,6 +77,11 @@ class EnvSpec:
     @property
     def action_space(self) -> gym.Space:
         return self.spaces[1]
+
+    @property
+    def reward_threshold(self) -> float | None:
+        """The return gymnasium registers as solving the env, where it has one."""
+        return gym.spec(self.id).reward_threshold
 
     @property
     def obs_dim(self) -> int:
@@ -120,3 +127,34 @@ def descriptions_match(a: dict, b: dict) -> bool:
 
 def spaces_match(a: gym.Space, b: gym.Space) -> bool:
     return descriptions_match(describe_space(a), describe_space(b))
+
+
+# MUJOCO_GL backends MuJoCo accepts on Linux, and what each needs to render.
+MUJOCO_BACKENDS = {
+    "egl": lambda: ctypes.util.find_library("EGL") is not None,
+    "osmesa": lambda: ctypes.util.find_library("OSMesa") is not None,
+    "glfw": lambda: bool(os.environ.get("DISPLAY")),
+    "glx": lambda: bool(os.environ.get("DISPLAY")),
+}
+
+
+def check_mujoco_gl(env_id: str, *, video_enabled: bool) -> None:
+    """MuJoCo reads ``MUJOCO_GL`` when first imported: refuse a value that cannot render here.
+
+    Without a video nothing renders, so an unusable value is switched off instead (``disable``).
+    Other env families ignore the variable.
+    """
+    if env_id not in gym.registry or "mujoco" not in str(gym.spec(env_id).entry_point):
+        return
+    value = os.environ.get("MUJOCO_GL", "glfw").lower()
+    usable = [name for name, works in MUJOCO_BACKENDS.items() if works()]
+    if value in usable or value in ("disable", "disabled", "off") and not video_enabled:
+        return
+    if not video_enabled:
+        log.info("MUJOCO_GL=%s cannot render here; off, since video.enabled=false", value)
+        os.environ["MUJOCO_GL"] = "disable"
+        return
+    raise ConfigError(
+        f"MUJOCO_GL={value!r} cannot render on this machine; allowed here: "
+        f"{', '.join(usable) or 'none (set video.enabled=false)'}, or video.enabled=false"
+    )

@@ -6,6 +6,7 @@ adapter, and evaluation, video, rollouts and DAgger's expert queries treat all p
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,6 +34,38 @@ class Policy(Protocol):
         rows where ``episode_start`` is true start a new episode. Returns
         ``(actions (n_envs, *action_shape), next_state)``.
         """
+        ...
+
+
+@runtime_checkable
+class Expert(Protocol):
+    """Trains, saves and loads a ``Policy`` (SB3's and ours are thin adapters; ``conf/expert/``).
+
+    Its constructor's annotated arguments are its config schema (``il_lab.config.schema``).
+    """
+
+    file_suffix: str  # the saved file's suffix, e.g. ``.zip`` or ``.pt``
+
+    def train(
+        self,
+        env: "EnvSpec",
+        *,
+        seed: int,
+        tb_dir: Path,
+        device: torch.device,
+        checkpoint: "Checkpoint | None" = None,
+        checkpoint_env_steps: int = 50_000,
+    ) -> Policy:
+        """Train within the expert's budget, logging SB3's tags to ``tb_dir``; resume from
+        ``checkpoint``'s state if it holds one, and save into it every ``checkpoint_env_steps``."""
+        ...
+
+    def save(self, policy: Policy, path: Path) -> None: ...
+
+    def load(
+        self, path: str | Path, env: "EnvSpec", device: torch.device, key: str = "expert.path"
+    ) -> Policy:
+        """Load a saved policy and check its spaces against ``env`` (refusals name ``key``)."""
         ...
 
 

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import il_lab.config.resolvers  # noqa: F401  (run-folder resolver, as run.py gets it)
 from il_lab import pipeline
@@ -32,6 +32,12 @@ def compose_config(
         if cache_dir is not None:
             cfg.paths.cache_dir = str(cache_dir)
     return cfg
+
+
+def plain(cfg: DictConfig) -> dict:
+    """The resolved config without ``hydra``, as the pipeline hands it to the gate."""
+    return {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key])
+            else cfg[key] for key in cfg if key != "hydra"}
 
 
 def compose_group_option(group: str, option: str) -> DictConfig:

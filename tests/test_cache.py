@@ -76,7 +76,7 @@ def test_an_entry_built_under_other_library_versions_is_not_reused(tmp_path, mon
     monkeypatch.undo()
 
     # A new version of the demonstrations' builder rebuilds them, and only them.
-    monkeypatch.setattr("il_lab.pipeline.DEMOS_BUILD_VERSION", 2)
+    monkeypatch.setattr("il_lab.runtime.identity.DEMOS_BUILD_VERSION", 2)
     rebuilt = run_pipeline(tmp_path, overrides, name="rebuilt")
     assert rebuilt["expert/cache_hit"] and not rebuilt["demos/cache_hit"]
 

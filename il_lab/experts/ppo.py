@@ -7,12 +7,15 @@ keys (SB3's names, so ``conf/expert/ppo.yaml`` and ``conf/expert/sb3_ppo.yaml`` 
 """
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.config.schema import AtLeast, Null
 from il_lab.envs import EnvSpec
 from il_lab.rl import PPOHyperparameters, PPOPolicy, PPOTrainer
 from il_lab.rl.policy import FILE_FORMAT_VERSION
@@ -21,66 +24,24 @@ from il_lab.runtime.checkpoint import Checkpoint
 log = logging.getLogger(__name__)
 
 
-class PPOExpert:
-    """``expert=ppo``: trains our PPO; same interface and config keys as ``SB3PPOExpert``.
+@dataclass(frozen=True, kw_only=True)
+class PPOExpert(PPOHyperparameters):
+    """``expert=ppo``: trains our PPO; its keys are ``PPOHyperparameters``' plus these two.
 
     SB3-only keys (``use_sde``, ``sde_sample_freq``) are not among ours: our Gaussian policy
     explores with state-independent noise.
+
+    Args:
+        seed: the expert's own seed (every learner seed imitates the same expert).
+        path: a ``.pt`` saved by ``expert=ppo`` to load instead of training.
     """
 
-    file_suffix = ".pt"
-    FILE_FORMAT_VERSION = FILE_FORMAT_VERSION
-    BUILD_VERSION = 2  # bump when il_lab.rl's training changes what a seed produces
+    file_suffix: ClassVar[str] = ".pt"
+    FILE_FORMAT_VERSION: ClassVar[int] = FILE_FORMAT_VERSION
+    BUILD_VERSION: ClassVar[int] = 2  # bump when il_lab.rl's training changes what a seed produces
 
-    def __init__(
-        self,
-        *,
-        total_env_steps: int,
-        n_envs: int,
-        n_steps: int,
-        batch_size: int,
-        n_epochs: int,
-        gamma: float,
-        gae_lambda: float,
-        learning_rate: float,
-        clip_range: float,
-        linear_annealing: bool,
-        ent_coef: float,
-        vf_coef: float,
-        max_grad_norm: float,
-        net_arch: list[int],
-        vf_net_arch: list[int] | None = None,
-        activation: str = "tanh",
-        ortho_init: bool = True,
-        log_std_init: float = 0.0,
-        normalize_obs: bool = False,
-        normalize_reward: bool = False,
-        seed: int = 0,
-        path: str | None = None,
-    ) -> None:
-        self.hyperparameters = PPOHyperparameters(
-            total_env_steps=total_env_steps,
-            n_envs=n_envs,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            n_epochs=n_epochs,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            learning_rate=learning_rate,
-            clip_range=clip_range,
-            linear_annealing=linear_annealing,
-            ent_coef=ent_coef,
-            vf_coef=vf_coef,
-            max_grad_norm=max_grad_norm,
-            net_arch=tuple(net_arch),
-            vf_net_arch=None if vf_net_arch is None else tuple(vf_net_arch),
-            activation=activation,
-            ortho_init=ortho_init,
-            log_std_init=log_std_init,
-            normalize_obs=normalize_obs,
-            normalize_reward=normalize_reward,
-        )
-        self.total_env_steps = total_env_steps
+    seed: Annotated[int, AtLeast(0)] = 0
+    path: Annotated[str | None, Null("train one")] = None
 
     def train(
         self,
@@ -98,7 +59,7 @@ class PPOExpert:
         steps, and a run that finds one continues from it (the envs restart their episodes).
         """
         writer = checkpoint.open_writer() if checkpoint else SummaryWriter(log_dir=str(tb_dir))
-        trainer = PPOTrainer(self.hyperparameters, env=env, seed=seed, device=device, writer=writer)
+        trainer = PPOTrainer(self, env=env, seed=seed, device=device, writer=writer)
         state = checkpoint.resume() if checkpoint else None
         if state is not None:
             trainer.load_state_dict(state)

@@ -59,11 +59,7 @@ def linear_schedule(initial: float):
 
 
 def activation_class(name: str) -> type[nn.Module]:
-    if name not in ACTIVATIONS:
-        raise ConfigError(
-            f"expert.activation={name!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}"
-        )
-    return ACTIVATIONS[name]
+    return ACTIVATIONS[name]  # the name is checked by the schema (il_lab.config.schema.Activation)
 
 
 class NormalizedPolicy:
@@ -271,19 +267,12 @@ def load_model(
 class SB3Expert:
     """What every SB3 expert shares: training, its file suffix, ``save`` and ``load``.
 
-    A subclass's constructor (the config's schema) sets ``algorithm`` (the SB3 class),
+    A subclass is a dataclass (the config's schema) that provides ``algorithm`` (the SB3 class),
     ``algorithm_kwargs``, ``total_env_steps``, ``n_envs``, ``normalize_obs``,
     ``normalize_reward`` and ``gamma``.
     """
 
     file_suffix = ".zip"
-    algorithm: type[BaseAlgorithm]
-    algorithm_kwargs: dict
-    total_env_steps: int
-    n_envs: int
-    normalize_obs: bool
-    normalize_reward: bool
-    gamma: float
     FILE_FORMAT_VERSION = 1  # SB3's zip, plus NORMALIZATION_ENTRY when observations are normalized
     BUILD_VERSION = 1  # bump when training here changes what a seed produces
 

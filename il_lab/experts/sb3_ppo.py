@@ -4,74 +4,57 @@ The general defaults (``conf/expert/sb3_ppo.yaml``) are rl-zoo's tuned CartPole-
 presets' tuned values for other envs come from ``conf/tuned/<env>_sb3_ppo.yaml``.
 """
 
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
 from stable_baselines3 import PPO
 
-from il_lab.errors import ConfigError
-from il_lab.experts.sb3 import (
-    SB3Expert,
-    activation_class,
-    linear_schedule,
-)
+from il_lab.config.schema import AtLeast, Null
+from il_lab.experts.sb3 import SB3Expert, activation_class, linear_schedule
+from il_lab.rl import PPOHyperparameters
 
 
-class SB3PPOExpert(SB3Expert):
-    def __init__(
-        self,
-        *,
-        total_env_steps: int,
-        n_envs: int,
-        n_steps: int,
-        batch_size: int,
-        n_epochs: int,
-        gamma: float,
-        gae_lambda: float,
-        learning_rate: float,
-        clip_range: float,
-        linear_annealing: bool,
-        ent_coef: float,
-        vf_coef: float,
-        max_grad_norm: float,
-        net_arch: list[int],
-        vf_net_arch: list[int] | None = None,
-        activation: str = "tanh",
-        ortho_init: bool = True,
-        log_std_init: float = 0.0,
-        normalize_obs: bool = False,
-        normalize_reward: bool = False,
-        use_sde: bool = False,
-        sde_sample_freq: int = -1,
-        seed: int = 0,
-        path: str | None = None,
-    ) -> None:
-        if isinstance(ent_coef, bool) or not isinstance(ent_coef, int | float):
-            raise ConfigError(
-                f"expert.ent_coef={ent_coef!r} is not allowed; allowed: a number >= 0 "
-                "(auto is SAC's, not PPO's)"
-            )
-        vf_net_arch = net_arch if vf_net_arch is None else vf_net_arch
-        self.total_env_steps = total_env_steps
-        self.n_envs = n_envs
-        self.normalize_obs = normalize_obs
-        self.normalize_reward = normalize_reward
-        self.gamma = gamma
-        self.algorithm = PPO
-        self.algorithm_kwargs = dict(
-            n_steps=n_steps,
-            batch_size=batch_size,
-            n_epochs=n_epochs,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            learning_rate=linear_schedule(learning_rate) if linear_annealing else learning_rate,
-            clip_range=linear_schedule(clip_range) if linear_annealing else clip_range,
-            ent_coef=ent_coef,
-            vf_coef=vf_coef,
-            max_grad_norm=max_grad_norm,
-            use_sde=use_sde,
-            sde_sample_freq=sde_sample_freq,
+@dataclass(frozen=True, kw_only=True)
+class SB3PPOExpert(PPOHyperparameters, SB3Expert):
+    """``expert=sb3_ppo``: ``PPOHyperparameters``' keys (SB3's names) plus SB3's gSDE and these.
+
+    Args:
+        use_sde: generalized state-dependent exploration (Box actions).
+        sde_sample_freq: resample gSDE's noise every N steps (-1: only at rollout start).
+        seed: the expert's own seed (every learner seed imitates the same expert).
+        path: an SB3 ``.zip`` (any algorithm) to load instead of training.
+    """
+
+    algorithm: ClassVar = PPO
+    use_sde: bool = False
+    sde_sample_freq: Annotated[int, AtLeast(-1)] = -1
+    seed: Annotated[int, AtLeast(0)] = 0
+    path: Annotated[str | None, Null("train one")] = None
+
+    @property
+    def algorithm_kwargs(self) -> dict:
+        annealed = linear_schedule if self.linear_annealing else (lambda value: value)
+        return dict(
+            n_steps=self.n_steps,
+            batch_size=self.batch_size,
+            n_epochs=self.n_epochs,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            learning_rate=annealed(self.learning_rate),
+            clip_range=annealed(self.clip_range),
+            clip_range_vf=self.clip_range_vf,
+            ent_coef=self.ent_coef,
+            vf_coef=self.vf_coef,
+            max_grad_norm=self.max_grad_norm,
+            use_sde=self.use_sde,
+            sde_sample_freq=self.sde_sample_freq,
             policy_kwargs={
-                "net_arch": {"pi": list(net_arch), "vf": list(vf_net_arch)},
-                "activation_fn": activation_class(activation),
-                "ortho_init": ortho_init,
-                "log_std_init": log_std_init,
+                "net_arch": {
+                    "pi": list(self.net_arch),
+                    "vf": list(self.vf_net_arch or self.net_arch),
+                },
+                "activation_fn": activation_class(self.activation),
+                "ortho_init": self.ortho_init,
+                "log_std_init": self.log_std_init,
             },
         )

@@ -1,67 +1,89 @@
 """Stable-Baselines3 SAC (Haarnoja et al. 2018, arXiv:1801.01290) as the expert.
 
-Off-policy and sample-efficient, but one gradient step per env step: about 110 env steps/s on
-HalfCheetah on a 2-core CPU (1M steps in about 2.6 h). The expert of choice for HalfCheetah,
-Ant and Walker2d where a GPU or a cluster is at hand; on a CPU, ``sb3_ppo`` or ``ppo``.
-Defaults are SB3's, with rl-zoo's ``hyperparams/sac.yml`` values in the presets.
+Off-policy and sample-efficient, but one gradient step per env step, which is slow on a CPU
+(experiments/results/experts.md measures it). The expert of choice for HalfCheetah, Ant and
+Walker2d where a GPU or a cluster is at hand; on a CPU, ``sb3_ppo`` or ``ppo``. Defaults are
+SB3's, with rl-zoo's ``hyperparams/sac.yml`` values in the presets.
 """
+
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
 
 from stable_baselines3 import SAC
 
-from il_lab.errors import ConfigError
-from il_lab.experts.sb3 import (
-    SB3Expert,
-    activation_class,
-    linear_schedule,
+from il_lab.config.schema import (
+    Activation,
+    AtLeast,
+    Check,
+    HiddenSizes,
+    Null,
+    Positive,
+    Range,
+    Size,
+    Unit,
 )
+from il_lab.experts.sb3 import SB3Expert, activation_class, linear_schedule
 
 
+def _is_ent_coef(value: object) -> bool:
+    if isinstance(value, str):
+        head, _, initial = value.partition("_")
+        return head == "auto" and (not initial or initial.replace(".", "", 1).isdigit())
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class SB3SACExpert(SB3Expert):
-    def __init__(
-        self,
-        *,
-        total_env_steps: int,
-        learning_rate: float,
-        linear_annealing: bool,
-        buffer_size: int,
-        learning_starts: int,
-        batch_size: int,
-        tau: float,
-        gamma: float,
-        train_freq: int,
-        gradient_steps: int,
-        ent_coef: float | str,
-        net_arch: list[int],
-        activation: str = "relu",
-        use_sde: bool = False,
-        normalize_obs: bool = False,
-        seed: int = 0,
-        path: str | None = None,
-    ) -> None:
-        if isinstance(ent_coef, str) and not ent_coef.startswith("auto"):
-            raise ConfigError(
-                f"expert.ent_coef={ent_coef!r} is not allowed; allowed: a number >= 0, auto, "
-                "or auto_<initial value>"
-            )
-        self.total_env_steps = total_env_steps
-        self.n_envs = 1
-        self.normalize_obs = normalize_obs
-        self.normalize_reward = False  # rl-zoo's SAC entries never normalize rewards
-        self.gamma = gamma
-        self.algorithm = SAC
-        self.algorithm_kwargs = dict(
-            learning_rate=linear_schedule(learning_rate) if linear_annealing else learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            ent_coef=ent_coef,
-            use_sde=use_sde,
+    """``expert=sb3_sac``: SB3's SAC, SB3's names and meanings.
+
+    Args:
+        train_freq: env steps between updates.
+        gradient_steps: gradient updates after each ``train_freq`` env steps; -1: as many as
+            env steps were collected (SB3's meaning).
+        ent_coef: the entropy temperature: a number >= 0, ``auto`` (learned), or
+            ``auto_<initial value>``.
+        seed: the expert's own seed; path: an SB3 ``.zip`` to load instead of training.
+    """
+
+    algorithm: ClassVar = SAC
+    n_envs: ClassVar[int] = 1
+    normalize_reward: ClassVar[bool] = False  # rl-zoo's SAC entries never normalize rewards
+
+    total_env_steps: Size
+    learning_rate: Annotated[float, Positive]
+    linear_annealing: bool
+    buffer_size: Size
+    learning_starts: Annotated[int, AtLeast(0)]
+    batch_size: Size
+    tau: Annotated[float, Range(low=0, high=1, low_open=True)]
+    gamma: Annotated[float, Unit]
+    train_freq: Size
+    gradient_steps: Annotated[int, Check(lambda v: v == -1 or v >= 1, ">= 1, or -1")]
+    ent_coef: Annotated[float | str, Check(_is_ent_coef, "(>= 0), auto or auto_<initial value>")]
+    net_arch: HiddenSizes
+    activation: Activation = "relu"
+    use_sde: bool = False
+    normalize_obs: bool = False
+    seed: Annotated[int, AtLeast(0)] = 0
+    path: Annotated[str | None, Null("train one")] = None
+
+    @property
+    def algorithm_kwargs(self) -> dict:
+        return dict(
+            learning_rate=(
+                linear_schedule(self.learning_rate) if self.linear_annealing else self.learning_rate
+            ),
+            buffer_size=self.buffer_size,
+            learning_starts=self.learning_starts,
+            batch_size=self.batch_size,
+            tau=self.tau,
+            gamma=self.gamma,
+            train_freq=self.train_freq,
+            gradient_steps=self.gradient_steps,
+            ent_coef=self.ent_coef,
+            use_sde=self.use_sde,
             policy_kwargs={
-                "net_arch": list(net_arch),
-                "activation_fn": activation_class(activation),
+                "net_arch": list(self.net_arch),
+                "activation_fn": activation_class(self.activation),
             },
         )

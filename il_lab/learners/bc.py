@@ -6,12 +6,14 @@ its x-axis is gradient steps. MLP BC and Transformer BC are this class with anot
 """
 
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.config.schema import Fraction, NonNegative, ObsNorm, Positive, Precision, Size
 from il_lab.datasets.trajectories import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.interfaces import LearnerInputs
@@ -48,16 +50,16 @@ class BC:
         self,
         *,
         network: Callable[..., nn.Module],
-        context_len: int,
-        learning_rate: float,
-        batch_size: int,
-        gradient_steps: int,
-        weight_decay: float = 0.0,
-        val_fraction: float = 0.1,
-        val_interval: int = 200,
-        patience: int = 5,
-        obs_norm: str = "shared",
-        precision: str = "fp32",
+        context_len: Size,
+        learning_rate: Annotated[float, Positive],
+        batch_size: Size,
+        gradient_steps: Size,
+        weight_decay: Annotated[float, NonNegative] = 0.0,
+        val_fraction: Annotated[float, Fraction] = 0.1,
+        val_interval: Size = 200,
+        patience: Size = 5,
+        obs_norm: ObsNorm = "shared",
+        precision: Precision = "fp32",
         inputs: LearnerInputs,
     ) -> None:
         self.hyperparameters = dict(

@@ -24,6 +24,7 @@ bounds; later iterations roll out the BC policy stochastically.
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Annotated
 
 import gymnasium as gym
 import numpy as np
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.config.schema import AtLeast, Fraction, NonNegative, Positive, Size
 from il_lab.datasets.trajectories import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.interaction import Actor, EnvStepper
@@ -78,13 +80,13 @@ class BCO:
         *,
         bc: Callable[..., BC],
         idm_network: Callable[..., nn.Module],
-        idm_learning_rate: float,
-        idm_batch_size: int,
-        idm_gradient_steps: int,
-        idm_val_fraction: float,
-        total_env_steps: int,
-        alpha: float,
-        n_iterations: int,
+        idm_learning_rate: Annotated[float, Positive],
+        idm_batch_size: Size,
+        idm_gradient_steps: Size,
+        idm_val_fraction: Annotated[float, Fraction],
+        total_env_steps: Size,
+        alpha: Annotated[float, NonNegative],
+        n_iterations: Annotated[int, AtLeast(0)],
         warm_start: bool = False,
         inputs: LearnerInputs,
     ) -> None:

@@ -12,12 +12,14 @@ observation history, so either BC network (MLP or Transformer) works.
 
 import logging
 import math
+import typing
 from collections.abc import Callable
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.config.schema import AtLeast, Size, Unit
 from il_lab.datasets.trajectories import windows_and_actions
 from il_lab.errors import ConfigError
 from il_lab.evaluation import evaluate
@@ -47,8 +49,8 @@ def beta_for_round(
         return max(0.0, beta0 * (1 - k / rampdown_rounds))
     if schedule == "exponential":
         return beta0 * decay**k
-    raise ConfigError(
-        f"learner.beta_schedule={schedule!r} is not allowed; allowed: constant, linear, exponential"
+    raise ValueError(
+        f"beta schedule {schedule!r}: the schema allows only {typing.get_args(BetaSchedule)}"
     )
 
 
@@ -57,24 +59,17 @@ class DAgger:
         self,
         *,
         bc: Callable[..., BC],
-        total_env_steps: int,
-        round_env_steps: int,
+        total_env_steps: Annotated[int, AtLeast(0)],
+        round_env_steps: Size,
         beta_schedule: BetaSchedule = "constant",
-        beta0: float = 0.0,
-        rampdown_rounds: int = 5,
-        beta_decay: float = 0.5,
+        beta0: Annotated[float, Unit] = 0.0,
+        rampdown_rounds: Size = 5,
+        beta_decay: Annotated[float, Unit] = 0.5,
         mixture: Literal["per_step", "per_episode"] = "per_step",
         warm_start: bool = True,
-        eval_episodes_per_round: int = 3,
+        eval_episodes_per_round: Annotated[int, AtLeast(0)] = 3,
         inputs: LearnerInputs,
     ) -> None:
-        if mixture not in ("per_step", "per_episode"):
-            raise ConfigError(
-                f"learner.mixture={mixture!r} is not allowed; allowed: per_step, per_episode"
-            )
-        if not 0 <= beta0 <= 1:
-            raise ConfigError(f"learner.beta0={beta0} is not allowed; allowed: 0 <= beta0 <= 1")
-        beta_for_round(1, beta_schedule, beta0, rampdown_rounds, beta_decay)  # checks the name
         if inputs.expert is None:
             raise ConfigError("DAgger queries an expert; none was given (LearnerInputs.expert)")
         self.bc = bc(inputs=inputs)

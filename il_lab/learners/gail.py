@@ -76,8 +76,9 @@ training unless that switch is set.
 """
 
 import logging
+import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -86,6 +87,16 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
+from il_lab.config.schema import (
+    Activation,
+    AtLeast,
+    HiddenSizes,
+    NonNegative,
+    Null,
+    Positive,
+    Size,
+    check_fields,
+)
 from il_lab.errors import ConfigError
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.supervised import fit
@@ -97,7 +108,7 @@ from il_lab.runtime.checkpoint import Checkpoint
 log = logging.getLogger(__name__)
 
 RewardForm = Literal["gail", "airl", "log_d"]
-REWARD_FORMS: tuple[str, ...] = ("gail", "airl", "log_d")
+REWARD_FORMS: tuple[str, ...] = typing.get_args(RewardForm)
 INPUT_CLIP = 10.0  # normalized observations are clipped to [-INPUT_CLIP, INPUT_CLIP]
 
 
@@ -112,7 +123,7 @@ def reward_from_logits(logits: torch.Tensor, form: str) -> torch.Tensor:
         return logits  # log D - log(1 - D)
     if form == "log_d":
         return -F.softplus(-logits)  # log D
-    raise ConfigError(f"learner.reward={form!r} is not allowed; allowed: {', '.join(REWARD_FORMS)}")
+    raise ValueError(f"reward form {form!r}: the schema allows only {REWARD_FORMS}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,14 +135,15 @@ class DiscriminatorHyperparameters:
     ``batch_size`` policy pairs; ``grad_penalty`` is the gradient penalty's coefficient (0: off).
     """
 
-    hidden_sizes: tuple[int, ...]
-    activation: str = "relu"
-    learning_rate: float
-    batch_size: int
-    grad_penalty: float = 0.0
+    hidden_sizes: HiddenSizes
+    activation: Activation = "relu"
+    learning_rate: Annotated[float, Positive]
+    batch_size: Size
+    grad_penalty: Annotated[float, NonNegative] = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        check_fields(self, "discriminator.")
 
 
 class Discriminator(nn.Module):
@@ -248,42 +260,19 @@ class GAIL:
         *,
         ppo: PPOHyperparameters,
         discriminator: DiscriminatorHyperparameters,
-        total_env_steps: int,
-        round_env_steps: int,
-        n_disc_updates: int,
+        total_env_steps: Size,
+        round_env_steps: Size,
+        n_disc_updates: Size,
         reward: RewardForm = "airl",
         absorbing: bool = True,
         normalize_reward: bool = False,
         train_on_true_reward: bool = False,
-        bc_warm_start_steps: int = 0,
-        bc_warm_start_learning_rate: float | None = None,
+        bc_warm_start_steps: Annotated[int, AtLeast(0)] = 0,
+        bc_warm_start_learning_rate: Annotated[
+            float | None, Positive, Null("the generator's learning rate")
+        ] = None,
         inputs: LearnerInputs,
     ) -> None:
-        reward_from_logits(torch.zeros(1), reward)  # checks the name
-        for key, value in (
-            ("round_env_steps", round_env_steps),
-            ("n_disc_updates", n_disc_updates),
-            ("discriminator.batch_size", discriminator.batch_size),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(
-                    f"learner.{key}={value!r} is not allowed; allowed: an integer >= 1"
-                )
-        if not isinstance(bc_warm_start_steps, int) or bc_warm_start_steps < 0:
-            raise ConfigError(
-                f"learner.bc_warm_start_steps={bc_warm_start_steps!r} is not allowed; "
-                "allowed: an integer >= 0 (0: no warm start)"
-            )
-        if bc_warm_start_learning_rate is not None and not bc_warm_start_learning_rate > 0:
-            raise ConfigError(
-                f"learner.bc_warm_start_learning_rate={bc_warm_start_learning_rate!r} is not "
-                "allowed; allowed: a number > 0, or null (the generator's learning rate)"
-            )
-        if not discriminator.grad_penalty >= 0:
-            raise ConfigError(
-                f"learner.discriminator.grad_penalty={discriminator.grad_penalty!r} is not "
-                "allowed; allowed: a number >= 0 (0: off)"
-            )
         env, demonstrations, rng = inputs.env, inputs.demonstrations, inputs.rng
         if not demonstrations:
             raise ConfigError("GAIL needs demonstrations; allowed: budget.demo_episodes >= 1")

@@ -3,25 +3,20 @@
 import torch
 from torch import nn
 
-from il_lab.errors import ConfigError
+from il_lab.config.schema import Activation, HiddenSizes
 
 
 class MLPNet(nn.Module):
     def __init__(
-        self, *, obs_dim: int, context_len: int, hidden_sizes: list[int], activation: str = "relu"
+        self,
+        *,
+        obs_dim: int,
+        context_len: int,
+        hidden_sizes: HiddenSizes,
+        activation: Activation = "relu",
     ) -> None:
         super().__init__()
-        if not hidden_sizes or min(hidden_sizes) < 1:
-            raise ConfigError(
-                f"learner.network.hidden_sizes={list(hidden_sizes)} is not allowed; "
-                "allowed: a non-empty list of integers >= 1"
-            )
-        act = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}.get(activation)
-        if act is None:
-            raise ConfigError(
-                f"learner.network.activation={activation!r} is not allowed; "
-                "allowed: relu, tanh, gelu"
-            )
+        act = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}[activation]
         layers, width = [], obs_dim * context_len
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), act()]

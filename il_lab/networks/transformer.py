@@ -10,9 +10,13 @@ norms run on the last token alone. The result equals the whole encoder's last to
 parameters, same ``state_dict``) at about 1/4 less work with 3 layers.
 """
 
+from collections.abc import Mapping
+from typing import Annotated
+
 import torch
 from torch import nn
 
+from il_lab.config.schema import Fraction, Size
 from il_lab.errors import ConfigError
 
 
@@ -22,18 +26,14 @@ class TransformerNet(nn.Module):
         *,
         obs_dim: int,
         context_len: int,
-        d_model: int,
-        n_heads: int,
-        n_layers: int,
-        dim_feedforward: int,
-        dropout: float,
+        d_model: Size,
+        n_heads: Size,
+        n_layers: Size,
+        dim_feedforward: Size,
+        dropout: Annotated[float, Fraction],
     ) -> None:
         super().__init__()
-        if d_model % n_heads:
-            raise ConfigError(
-                f"learner.network.d_model={d_model} must be divisible by "
-                f"learner.network.n_heads={n_heads}"
-            )
+        self.check_config({"d_model": d_model, "n_heads": n_heads}, "")
         self.embed = nn.Linear(obs_dim, d_model)
         self.position = nn.Parameter(torch.zeros(1, context_len, d_model))
         nn.init.normal_(self.position, std=0.02)
@@ -49,6 +49,15 @@ class TransformerNet(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.out_dim = d_model
+
+    @staticmethod
+    def check_config(values: Mapping, prefix: str) -> None:
+        """Attention splits ``d_model`` into ``n_heads`` equal heads."""
+        if values["d_model"] % values["n_heads"]:
+            raise ConfigError(
+                f"{prefix}d_model={values['d_model']} must be divisible by "
+                f"{prefix}n_heads={values['n_heads']}"
+            )
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         x = self.embed(windows) + self.position  # (batch, K, d_model)

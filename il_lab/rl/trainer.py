@@ -35,13 +35,14 @@ optional ``reward_fn`` that replaces the env reward for training (GAIL's generat
 ``load_state_dict`` carry everything but the envs' own state, for checkpoints.
 """
 
+import dataclasses
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import gymnasium as gym
 import numpy as np
@@ -51,12 +52,22 @@ from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from il_lab.config.validation import check_rollout_batch
+from il_lab.config.schema import (
+    Activation,
+    HiddenSizes,
+    NonEmpty,
+    NonNegative,
+    Null,
+    Positive,
+    Size,
+    Unit,
+    check_fields,
+)
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.networks.normalization import RunningMeanStd
 from il_lab.rl.losses import clipped_surrogate_loss, compute_gae, explained_variance
-from il_lab.rl.policy import ACTIVATIONS, PPOPolicy
+from il_lab.rl.policy import PPOPolicy
 
 log = logging.getLogger(__name__)
 
@@ -71,60 +82,52 @@ EP_INFO_WINDOW = 100  # rollout/ep_rew_mean averages the last 100 episodes, as S
 
 @dataclass(frozen=True, kw_only=True)
 class PPOHyperparameters:
-    """PPO's hyperparameters, with SB3's names and meanings.
+    """PPO's hyperparameters, with SB3's names and meanings: the one place they are declared.
 
     ``n_envs * n_steps`` env steps make one rollout; ``batch_size`` is the minibatch size;
     ``net_arch`` gives the hidden sizes of the actor, and of the critic (a separate MLP) unless
     ``vf_net_arch`` is set; ``activation``, ``ortho_init`` and ``log_std_init`` are SB3's
-    ``policy_kwargs`` of the same names.
+    ``policy_kwargs`` of the same names. The experts (``PPOExpert``, ``SB3PPOExpert``) extend
+    this class, and GAIL's generator is one, so every PPO config node is checked against it.
     """
 
-    total_env_steps: int
-    n_envs: int
-    n_steps: int
-    batch_size: int
-    n_epochs: int
-    gamma: float
-    gae_lambda: float
-    learning_rate: float
-    clip_range: float
+    total_env_steps: Size
+    n_envs: Size
+    n_steps: Size
+    batch_size: Size
+    n_epochs: Size
+    gamma: Annotated[float, Unit]
+    gae_lambda: Annotated[float, Unit]
+    learning_rate: Annotated[float, Positive]
+    clip_range: Annotated[float, Positive]
     linear_annealing: bool
-    ent_coef: float
-    vf_coef: float
-    max_grad_norm: float
-    net_arch: tuple[int, ...]
-    vf_net_arch: tuple[int, ...] | None = None
+    ent_coef: Annotated[float, NonNegative]
+    vf_coef: Annotated[float, NonNegative]
+    max_grad_norm: Annotated[float, Positive]
+    net_arch: HiddenSizes
+    vf_net_arch: Annotated[list[int] | None, NonEmpty, Null("as net_arch")] = None
     normalize_obs: bool = False
     normalize_reward: bool = False
-    activation: str = "tanh"
+    activation: Activation = "tanh"
     ortho_init: bool = True
     log_std_init: float = 0.0
-    clip_range_vf: float | None = None  # SB3's default: the value loss is not clipped
+    clip_range_vf: Annotated[float | None, Positive, Null("the value loss is not clipped")] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "net_arch", tuple(int(h) for h in self.net_arch))
+        object.__setattr__(self, "net_arch", tuple(self.net_arch))
         if self.vf_net_arch is not None:
-            object.__setattr__(self, "vf_net_arch", tuple(int(h) for h in self.vf_net_arch))
-        for key in ("net_arch", "vf_net_arch"):
-            sizes = getattr(self, key)
-            if sizes is not None and (not sizes or min(sizes) < 1):
-                raise ConfigError(
-                    f"{key}={list(sizes)} is not allowed; "
-                    "allowed: a non-empty list of integers >= 1"
-                )
-        for key in ("total_env_steps", "n_envs", "n_steps", "batch_size", "n_epochs"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key}={value!r} is not allowed; allowed: an integer >= 1")
-        check_rollout_batch(self.batch_size, self.n_envs, self.n_steps)
-        if isinstance(self.ent_coef, bool) or not isinstance(self.ent_coef, int | float):
+            object.__setattr__(self, "vf_net_arch", tuple(self.vf_net_arch))
+        check_fields(self)
+        self.check_config(dataclasses.asdict(self), "")
+
+    @staticmethod
+    def check_config(values: Mapping, prefix: str) -> None:
+        """A minibatch must fit in one rollout of ``n_envs x n_steps`` transitions."""
+        rollout = values["n_envs"] * values["n_steps"]
+        if values["batch_size"] > rollout:
             raise ConfigError(
-                f"ent_coef={self.ent_coef!r} is not allowed; allowed: a number >= 0 "
-                "(auto is SAC's, not PPO's)"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"activation={self.activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}"
+                f"{prefix}batch_size={values['batch_size']} is not allowed; allowed: an integer "
+                f"<= {prefix}n_envs x {prefix}n_steps = {rollout} (one rollout)"
             )
 
     def schedule(self, num_timesteps: int) -> tuple[float, float]:

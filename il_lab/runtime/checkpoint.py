@@ -83,23 +83,34 @@ def refuse_other_config(found: str, expected: str, where: Path) -> None:
         )
 
 
-def claim_run_folder(folder: Path, config_hash: str, config: dict) -> None:
+def claim_run_folder(folder: Path, config_hash: str, config: dict) -> dict | None:
     """Record in ``folder`` the config its run belongs to, or refuse a folder of another one.
 
     ``checkpoint/config.json`` holds the hash and the config it was computed from.
 
+    Returns:
+        The folder's ``metrics.json`` if this config's run there has finished, else None.
+
     Raises:
-        ConfigError: ``folder`` holds a run of another config.
+        ConfigError: ``folder`` holds a run of another config, or results with no record of
+            the config that produced them (which this config must not claim as its own).
     """
     record = folder / "checkpoint" / "config.json"
+    metrics = folder / "metrics.json"
     if record.is_file():
         refuse_other_config(json.loads(record.read_text())["config_hash"], config_hash, folder)
-        return
+        return json.loads(metrics.read_text()) if metrics.is_file() else None
+    if metrics.is_file():
+        raise ConfigError(
+            f"hydra.run.dir={str(folder)!r} holds results (metrics.json) but no record of their "
+            "config (checkpoint/config.json); allowed: a new run folder"
+        )
     record.parent.mkdir(parents=True, exist_ok=True)
     tmp = record.with_name(f"{record.name}.tmp-{os.getpid()}")
     record_text = json.dumps({"config_hash": config_hash, "config": config}, indent=2, default=str)
     tmp.write_text(record_text)
     os.replace(tmp, record)
+    return None
 
 
 class Checkpoint:

@@ -78,7 +78,8 @@ METRICS_KEYS = (
     "learner/eval/return_mean",
     "learner/eval/return_std",
     "learner/eval/returns",
-    "learner/eval/normalized_score",
+    "learner/eval/normalized_score",  # null when the expert is no better than random
+    "learner/eval/normalized_score_note",  # why the score is null (null when it is not)
     "expert/cache_hit",
     "demos/cache_hit",
     "demos/n_episodes",
