@@ -16,9 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 import il_lab.config.resolvers  # noqa: F401  (registers the resolvers the configs use)
 from il_lab import stages
-from il_lab.config.gate import check_config
+from il_lab.config.gate import Checked, check_config
 from il_lab.datasets.sources import load_trajectories
-from il_lab.evaluation import eval_seeds, evaluate, normalized_score
+from il_lab.evaluation import eval_seeds, evaluate
 from il_lab.interfaces import LearnerInputs
 from il_lab.runtime.cache import ArtifactCache, libraries_line
 from il_lab.runtime.checkpoint import Checkpoint, claim_run_folder, config_hash
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # Root keys a resumed run may change (they change no result).
 RESUME_IGNORES = ("hydra", "paths", "checkpoint", "video")
+# The learner's costs, as the Learner protocol names them (metrics.json: learner/<key>).
+COST_KEYS = ("env_steps", "expert_queries", "gradient_steps")
 
 
 def run(cfg: DictConfig) -> float:
@@ -37,34 +39,24 @@ def run(cfg: DictConfig) -> float:
     started, timings = time.perf_counter(), {}
     choices = HydraConfig.get().runtime.choices
     config = {key: _plain(cfg[key]) for key in cfg if key != "hydra"}
-    checked = check_config(config, cfg.expert, cfg.learner)
-    env, trainer = checked.env, checked.expert_trainer
-    _log_setup(config, choices.expert, env.id)
+    checked = check(cfg)
+    env = checked.env
     device = resolve_device(cfg.device)
     set_threads(cfg.torch_threads)
-    user_demos = load_trajectories(cfg.demos.path, env) if cfg.demos.path else None
-    external = trainer.load(cfg.expert.path, env, device) if cfg.expert.path else None
-
+    user_demos, external = _user_files(config, checked, device)
     run_dir = Path(cfg.paths.output_dir)
-    identity = {k: v for k, v in config.items() if k not in RESUME_IGNORES}
-    run_hash = config_hash(identity)
-    if (stored := claim_run_folder(run_dir, run_hash, identity)) is not None:
+    run_hash, stored = _claim(run_dir, config)
+    if stored is not None:
         log.info("%s has finished already (metrics.json): not run again", run_dir)
-        score = stored["learner/eval/normalized_score"]
-        return math.nan if score is None else score
+        return _objective(stored["learner/eval/normalized_score"])
     cache = ArtifactCache(cfg.paths.cache_dir)
     checkpoints = stages.CheckpointPolicy(**config["checkpoint"])
     seeds = eval_seeds(cfg.eval.first_seed, cfg.budget.eval_episodes)
 
     with _timed(timings, "expert"):
-        if external is not None:
-            expert, expert_hit, expert_id = external, False, file_identity(Path(cfg.expert.path))
-        else:
-            expert_id = expert_identity(config["env"], config["expert"], trainer, env.id)
-            expert, expert_hit = stages.build_expert(
-                trainer, env, identity=expert_id, seed=cfg.expert.seed, cache=cache,
-                tb_dir=run_dir / "tb" / "expert", device=device, checkpoints=checkpoints,
-            )  # fmt: skip
+        expert, expert_hit, expert_id = _expert(
+            config, checked, external, cache, run_dir / "tb" / "expert", device, checkpoints
+        )
         expert_eval, random_eval = stages.evaluate_baselines(expert, env, seeds, cfg.seed)
         shortfall = stages.check_expert(expert_eval, random_eval, env, strict=cfg.strict_expert)
     with _timed(timings, "demos"):
@@ -74,58 +66,95 @@ def run(cfg: DictConfig) -> float:
             max_transitions=cfg.budget.demo_transitions,
         )  # fmt: skip
     with _timed(timings, "learner"):
-        # Seeded here, after the expert stage: SB3's load() reseeds the global generators with
-        # the expert's own seed, which would otherwise give every learner seed the same start.
-        inputs = LearnerInputs(
-            env=env, demonstrations=demos, expert=expert, rng=seed_everything(cfg.seed),
-            device=device,
-        )  # fmt: skip
-        checkpoint = Checkpoint(
-            run_dir / "checkpoint" / "learner.pt", config_hash=run_hash,
-            events_dir=run_dir / "tb" / "learner", enabled=checkpoints.enabled,
-            min_interval_s=checkpoints.min_interval_s,
-        )  # fmt: skip
-        learner, writer = stages.train_learner(checked.make_learner, inputs, checkpoint)
-        if hasattr(learner.policy, "save"):
-            learner.policy.save(run_dir / "learner.pt")
+        learner, writer, checkpoint = _learner(
+            checked, demos, expert, device, cfg.seed, run_dir, run_hash, checkpoints
+        )
     with _timed(timings, "eval"):
         learner_eval = evaluate(learner.policy, env, seeds, desc="eval learner")
-        score = None if shortfall else normalized_score(
-            learner_eval.mean, random_eval.mean, expert_eval.mean
-        )  # fmt: skip
-        log.info(
-            "eval over %d episodes: learner %.1f +- %.1f, expert %.1f, random %.1f, score %s",
-            len(seeds), learner_eval.mean, learner_eval.std, expert_eval.mean, random_eval.mean,
-            "null" if score is None else f"{score:.3f}",
-        )  # fmt: skip
-
-    final = {"eval/return_mean": learner_eval.mean, "eval/return_std": learner_eval.std}
-    final |= {} if score is None else {"eval/normalized_score": score}
-    write_hparams(writer, _hyperparameters(config, choices), final)
-    writer.close()
+        score = stages.score(learner_eval, expert_eval, random_eval, shortfall)
     results = {
         "env": env.id, "expert": choices.expert, "learner": choices.learner, "seed": cfg.seed,
-        "libraries": libraries_line(env.id),
-        "expert/eval/return_mean": expert_eval.mean, "random/eval/return_mean": random_eval.mean,
-        "learner/eval/return_mean": learner_eval.mean, "learner/eval/return_std": learner_eval.std,
-        "learner/eval/returns": learner_eval.returns, "learner/eval/normalized_score": score,
-        "learner/eval/normalized_score_note": shortfall,
-        "expert/cache_hit": expert_hit, "demos/cache_hit": demos_hit,
-        "demos/n_episodes": len(demos), "demos/n_transitions": sum(len(t) for t in demos),
-        "learner/env_steps": learner.env_steps, "learner/expert_queries": learner.expert_queries,
-        "learner/gradient_steps": learner.gradient_steps,
+        "libraries": libraries_line(env.id), "expert/cache_hit": expert_hit,
+        "demos/cache_hit": demos_hit, "demos/n_episodes": len(demos),
+        "demos/n_transitions": sum(len(t) for t in demos),
+        **stages.eval_metrics(learner_eval, expert_eval, random_eval, score, shortfall),
+        **{f"learner/{k}": getattr(learner, k) for k in COST_KEYS},
     }  # fmt: skip
+    write_hparams(writer, _hyperparameters(config, choices), stages.tensorboard_final(results))
+    writer.close()
     timings["video"] = None  # not measured yet: rewritten below once the video is done
     _write_results(run_dir, results, timings, started)  # results first: the video may fail
     checkpoint.remove()  # the results are safe: nothing is left to resume
     with _timed(timings, "video"):
         if cfg.video.enabled:
             video = run_dir / "videos" / f"{choices.learner}.mp4"
-            stages.record_video(
-                learner.policy, env, video, seed=seeds[0], fps=cfg.video.fps, gif=cfg.video.gif
-            )
+            stages.record_video(learner.policy, env, video, seed=seeds[0], **_video(config))
     _write_results(run_dir, results, timings, started)
     log.info("run folder: %s (%.1f s)", run_dir, timings["total"])
+    return _objective(score)
+
+
+def check(cfg: DictConfig) -> Checked:
+    """The gate over ``cfg``; then say which install and expert settings the run uses."""
+    config = {key: _plain(cfg[key]) for key in cfg if key != "hydra"}
+    checked = check_config(config, cfg.expert, cfg.learner)
+    _log_setup(config, HydraConfig.get().runtime.choices.expert, checked.env.id)
+    return checked
+
+
+def _user_files(config: dict, checked, device) -> tuple:
+    """The user's own demonstrations and expert, read and checked before any work."""
+    demos_path, expert_path, env = config["demos"]["path"], config["expert"]["path"], checked.env
+    user_demos = load_trajectories(demos_path, env) if demos_path else None
+    external = checked.expert_trainer.load(expert_path, env, device) if expert_path else None
+    return user_demos, external
+
+
+def _claim(run_dir: Path, config: dict) -> tuple[str, dict | None]:
+    """The run's config hash, and its stored metrics if this config finished there already."""
+    identity = {k: v for k, v in config.items() if k not in RESUME_IGNORES}
+    run_hash = config_hash(identity)
+    return run_hash, claim_run_folder(run_dir, run_hash, identity)
+
+
+def _video(config: dict) -> dict:
+    return {"fps": config["video"]["fps"], "gif": config["video"]["gif"]}
+
+
+def _expert(config, checked, external, cache, tb_dir, device, checkpoints) -> tuple:
+    """The user's expert file, or the cached (else trained) one; with its cache identity."""
+    if external is not None:
+        return external, False, file_identity(Path(config["expert"]["path"]))
+    trainer, env = checked.expert_trainer, checked.env
+    identity = expert_identity(config["env"], config["expert"], trainer, env.id)
+    expert, hit = stages.build_expert(
+        trainer, env, identity=identity, seed=config["expert"]["seed"], cache=cache,
+        tb_dir=tb_dir, device=device, checkpoints=checkpoints,
+    )  # fmt: skip
+    return expert, hit, identity
+
+
+def _learner(checked, demos, expert, device, seed, run_dir, run_hash, checkpoints) -> tuple:
+    """The trained learner, its open TensorBoard writer and its checkpoint in the run folder."""
+    # Seeded here, after the expert stage: SB3's load() reseeds the global generators with the
+    # expert's own seed, which would otherwise give every learner seed the same start.
+    inputs = LearnerInputs(
+        env=checked.env, demonstrations=demos, expert=expert, rng=seed_everything(seed),
+        device=device,
+    )  # fmt: skip
+    checkpoint = Checkpoint(
+        run_dir / "checkpoint" / "learner.pt", config_hash=run_hash,
+        events_dir=run_dir / "tb" / "learner", enabled=checkpoints.enabled,
+        min_interval_s=checkpoints.min_interval_s,
+    )  # fmt: skip
+    learner, writer = stages.train_learner(checked.make_learner, inputs, checkpoint)
+    if hasattr(learner.policy, "save"):
+        learner.policy.save(run_dir / "learner.pt")
+    return learner, writer, checkpoint
+
+
+def _objective(score: float | None) -> float:
+    """What a sweeper optimizes: the score, NaN where it is null."""
     return math.nan if score is None else score
 
 

@@ -14,7 +14,7 @@ from il_lab.datasets.sources import load_trajectories, record_source
 from il_lab.datasets.trajectories import Trajectory, cap_transitions
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
-from il_lab.evaluation import EvalResult, RandomPolicy, evaluate
+from il_lab.evaluation import EvalResult, RandomPolicy, evaluate, normalized_score
 from il_lab.interfaces import Expert, Learner, LearnerInputs, Policy
 from il_lab.rollout import rollout
 from il_lab.runtime.cache import ArtifactCache, content_key
@@ -106,8 +106,10 @@ def check_expert(
     """Warn (or with ``strict``, refuse) when the expert has not learned; return the reason."""
     reason = expert_shortfall(expert, random, env)
     threshold = env.reward_threshold
-    if reason is None and threshold is not None and expert.mean < random.mean + 0.5 * (
-        threshold - random.mean
+    if (
+        reason is None
+        and threshold is not None
+        and expert.mean < random.mean + 0.5 * (threshold - random.mean)
     ):
         log.warning(
             "the expert (%.1f) is less than halfway from random (%.1f) to %s's reward threshold "
@@ -172,15 +174,13 @@ def demonstrations(
         run_dir, source, env=env, demo_transitions=max_transitions, by_expert=user_demos is None
     )
     demos = cap_transitions(demos, max_transitions)
-    log.info(
-        "demonstrations: %d episodes, %d transitions", len(demos), sum(len(t) for t in demos)
-    )
+    log.info("demonstrations: %d episodes, %d transitions", len(demos), sum(len(t) for t in demos))
     return demos, hit
 
 
-def train_learner(make_learner, inputs: LearnerInputs, checkpoint: Checkpoint) -> tuple[
-    Learner, SummaryWriter
-]:
+def train_learner(
+    make_learner, inputs: LearnerInputs, checkpoint: Checkpoint
+) -> tuple[Learner, SummaryWriter]:
     """Build the learner and train it, resuming from ``checkpoint`` if it holds a state.
 
     Returns the learner and its open TensorBoard writer (evaluation writes into it too).
@@ -193,6 +193,49 @@ def train_learner(make_learner, inputs: LearnerInputs, checkpoint: Checkpoint) -
         writer.close()  # no thread left writing into files a resumed run cuts back
         raise
     return learner, writer
+
+
+def score(
+    learner: EvalResult, expert: EvalResult, random: EvalResult, shortfall: str | None
+) -> float | None:
+    """The learner's normalized score; None where the expert has not learned (``shortfall``)."""
+    value = None if shortfall else normalized_score(learner.mean, random.mean, expert.mean)
+    log.info(
+        "eval over %d episodes: learner %.1f +- %.1f, expert %.1f, random %.1f, score %s",
+        len(learner.returns), learner.mean, learner.std, expert.mean, random.mean,
+        "null" if value is None else f"{value:.3f}",
+    )  # fmt: skip
+    return value
+
+
+def eval_metrics(
+    learner: EvalResult,
+    expert: EvalResult,
+    random: EvalResult,
+    score: float | None,
+    shortfall: str | None,
+) -> dict:
+    """The evaluation's ``metrics.json`` keys."""
+    return {
+        "expert/eval/return_mean": expert.mean,
+        "random/eval/return_mean": random.mean,
+        "learner/eval/return_mean": learner.mean,
+        "learner/eval/return_std": learner.std,
+        "learner/eval/returns": learner.returns,
+        "learner/eval/normalized_score": score,
+        "learner/eval/normalized_score_note": shortfall,
+    }
+
+
+def tensorboard_final(results: dict) -> dict:
+    """The final evaluation's TensorBoard scalars (no score where it is null)."""
+    final = {
+        "eval/return_mean": results["learner/eval/return_mean"],
+        "eval/return_std": results["learner/eval/return_std"],
+    }
+    if results["learner/eval/normalized_score"] is not None:
+        final["eval/normalized_score"] = results["learner/eval/normalized_score"]
+    return final
 
 
 def record_video(

@@ -110,11 +110,17 @@ BAD_OVERRIDES = [
     ("learner=mlp_bc learner.network.hidden_sizes=[]", "learner.network.hidden_sizes=[] is not"),
     ("learner=mlp_bc learner.network.activation=sigmoid", "allowed: one of relu, tanh, gelu"),
     ("learner=dagger learner.beta_schedule=cosine", "learner.beta_schedule='cosine' is not"),
-    ("learner=dagger learner.beta0=2", "learner.beta0=2 is not allowed; allowed: a number in [0, 1]"),
+    (
+        "learner=dagger learner.beta0=2",
+        "learner.beta0=2 is not allowed; allowed: a number in [0, 1]",
+    ),  # noqa: E501
     ("learner=dagger learner.bc.patience=0", "learner.bc.patience=0 is not allowed"),
     ("learner=bco learner.alpha=-1", "learner.alpha=-1 is not allowed; allowed: a number >= 0"),
     ("learner=gail learner.reward=exp", "learner.reward='exp' is not allowed; allowed: one of"),
-    ("learner=gail learner.absorbing=ture", "learner.absorbing='ture' is not allowed; allowed: true"),
+    (
+        "learner=gail learner.absorbing=ture",
+        "learner.absorbing='ture' is not allowed; allowed: true",
+    ),  # noqa: E501
     ("learner=gail learner.discriminator.grad_penalty=-1", "discriminator.grad_penalty=-1 is not"),
     (
         "learner=gail learner.ppo.batch_size=99999",

@@ -61,7 +61,7 @@ def make_bc(network=MLP, context_len: int = 1, gradient_steps: int = 1000):
         context_len=context_len,
         learning_rate=1e-3,
         batch_size=256,
-        gradient_steps=gradient_steps,
+        max_gradient_steps=gradient_steps,
         val_fraction=0.0,
         val_interval=200,
         obs_norm="per_dim",  # conf/env/pendulum.yaml's bc_obs_norm

@@ -46,9 +46,9 @@ def test_every_preset_composes_with_every_expert_and_learner(env, expert):
     for learner in options("learner"):
         cfg = compose_config([f"env={env}", f"expert={expert}", f"learner={learner}"])
         assert cfg.env.id == PRESETS[env]
-        spec, trainer, make_learner = pipeline.check_config(cfg)
-        assert spec.id == PRESETS[env] and callable(make_learner)
-        assert trainer.file_suffix in {".zip", ".pt"}
+        checked = pipeline.check(cfg)
+        assert checked.env.id == PRESETS[env] and callable(checked.make_learner)
+        assert checked.expert_trainer.file_suffix in {".zip", ".pt"}
         if cfg.tuned is not None:  # a tuned file always names the env it was tuned for
             assert cfg.tuned.env_id == PRESETS[env]
             assert cfg.tuned.name == f"{env}_{expert}"
@@ -63,20 +63,22 @@ def test_ppo_presets_are_tuned_for_both_ppos():
 def test_hoppers_mlp_bc_is_wider_and_follows_the_gradient_step_budget():
     hopper = compose_config(["env=hopper", "learner=mlp_bc"]).learner
     assert list(hopper.network.hidden_sizes) == [256, 256]
-    assert hopper.gradient_steps == 4 * 5000  # four times the preset's budget
+    assert hopper.max_gradient_steps == 4 * 5000  # four times the preset's budget
     assert (
-        compose_config(["env=hopper", "learner=mlp_bc", "debug=smoke"]).learner.gradient_steps
+        compose_config(["env=hopper", "learner=mlp_bc", "debug=smoke"]).learner.max_gradient_steps
         == 160
     )
     assert (
         compose_config(
-            ["env=hopper", "learner=mlp_bc", "learner.gradient_steps=7"]
-        ).learner.gradient_steps
+            ["env=hopper", "learner=mlp_bc", "learner.max_gradient_steps=7"]
+        ).learner.max_gradient_steps
         == 7
     )
-    assert compose_config(["env=hopper", "learner=transformer_bc"]).learner.gradient_steps == 20000
+    assert (
+        compose_config(["env=hopper", "learner=transformer_bc"]).learner.max_gradient_steps == 20000
+    )
     others = compose_config(["env=walker2d", "learner=mlp_bc"]).learner
-    assert list(others.network.hidden_sizes) == [64, 64] and others.gradient_steps == 5000
+    assert list(others.network.hidden_sizes) == [64, 64] and others.max_gradient_steps == 5000
 
 
 def test_specialization_picks_tuned_values_and_an_override_still_wins():
@@ -104,12 +106,12 @@ def test_specialization_picks_tuned_values_and_an_override_still_wins():
 def test_an_env_without_a_preset_runs_on_general_defaults_and_says_so(caplog):
     cfg = compose_config(["env.id=Acrobot-v1"])
     with caplog.at_level(logging.WARNING, logger="il_lab.pipeline"):
-        pipeline.check_config(cfg)
+        pipeline.check(cfg)
     assert "no tuned sb3_ppo settings exist for env.id=Acrobot-v1" in caplog.text
     caplog.clear()
     cfg = compose_config(["env=hopper", "env.id=Walker2d-v5"])
     with caplog.at_level(logging.WARNING, logger="il_lab.pipeline"):
-        pipeline.check_config(cfg)
+        pipeline.check(cfg)
     assert "are for Hopper-v5" in caplog.text
 
 
@@ -117,7 +119,7 @@ def test_a_run_names_the_libraries_that_determine_its_numbers(caplog):
     for env, mujoco in (("hopper", True), ("cartpole", False)):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="il_lab.pipeline"):
-            pipeline.check_config(compose_config([f"env={env}"]))
+            pipeline.check(compose_config([f"env={env}"]))
         (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("libraries")]
         assert f"torch {version('torch')}" in line and f"gymnasium {version('gymnasium')}" in line
         assert ("mujoco " in line) == mujoco, line
@@ -142,7 +144,12 @@ def test_smoke_run_of_each_preset_writes_metrics_and_a_video(tmp_path, env, expe
     )
     assert metrics["env"] == PRESETS[env]
     assert len(metrics["learner/eval/returns"]) == 2
-    assert np.isfinite(metrics["learner/eval/normalized_score"])
+    # a smoke expert has not learned: its score is null, with the reason
+    score, note = (
+        metrics["learner/eval/normalized_score"],
+        metrics["learner/eval/normalized_score_note"],
+    )
+    assert (score is None) == (note is not None) and (score is None or np.isfinite(score))
     (video,) = (tmp_path / "run" / "videos").glob("*.mp4")
     reader = imageio.get_reader(video)
     assert 1 < reader.count_frames() <= 61  # the reset frame and one per step (Hopper may fall)

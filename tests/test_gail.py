@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, run_pipeline
+from conftest import compose_config, plain, run_pipeline
 from hydra.utils import instantiate
 from test_learning import CARTPOLE, BalancingExpert
 from test_pipeline import scalar_tags
 
+from il_lab.config.gate import check_node
 from il_lab.datasets.trajectories import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
@@ -25,7 +26,7 @@ from il_lab.learners.gail import (
 )
 from il_lab.rl import PPOHyperparameters, PPOTrainer
 from il_lab.rollout import rollout
-from il_lab.runtime.metrics import EVAL_TAGS, LEARNER_TAGS
+from il_lab.runtime.metrics import EVAL_TAGS, LEARNER_TAGS, SCORE_TAG
 
 PENDULUM = EnvSpec("Pendulum-v1")
 
@@ -90,11 +91,6 @@ def test_reward_signs_and_the_write_ups_convention():
     # The write-up's D is the learner's probability, 1 - ours, and its reward -log D_learner.
     d_learner = 1 - torch.sigmoid(logits)
     torch.testing.assert_close(reward_from_logits(logits, "gail"), -torch.log(d_learner))
-
-
-def test_bad_reward_name_is_one_clear_line():
-    with pytest.raises(ConfigError, match=r"learner.reward='gial' is not allowed; allowed: gail"):
-        make_gail(reward="gial")
 
 
 # the discriminator ------------------------------------------------------------------------
@@ -271,11 +267,14 @@ def test_bc_warm_start_learning_rate_is_its_own():
     tiny = {"learning_rate": 1e-6}
     assert warm_started_agreement(ppo_overrides=tiny) < 0.8
     assert warm_started_agreement(ppo_overrides=tiny, bc_warm_start_learning_rate=2.5e-3) > 0.9
-    with pytest.raises(ConfigError, match="learner.bc_warm_start_learning_rate=0"):
-        make_gail(bc_warm_start_learning_rate=0)
+    cfg = compose_config(["learner=gail", "learner.bc_warm_start_learning_rate=0"])
+    with pytest.raises(ConfigError, match="learner.bc_warm_start_learning_rate=0 is not allowed"):
+        check_node(plain(cfg)["learner"], GAIL, "learner.")
 
 
 def test_pendulum_box_actions_flow_through(monkeypatch):
+    """The discriminator sees each step's continuous action as the env got it, and the
+    generator trains on exactly the discriminator's reward for those pairs."""
     demos = rollout(RandomPolicy(PENDULUM.action_space, 0), PENDULUM, [0, 1])
     gail = make_gail(
         env=PENDULUM,
@@ -285,12 +284,27 @@ def test_pendulum_box_actions_flow_through(monkeypatch):
         reward="gail",
         ppo_overrides={"n_envs": 4, "n_steps": 100, "batch_size": 100},
     )
+    judged = []
+    reward = gail.reward
+
+    def spy_reward(obs, acts):
+        judged.append((acts.clone(), reward(obs, acts)))
+        return judged[-1][1]
+
+    monkeypatch.setattr(gail, "reward", spy_reward)
     seen = spy_on_updates(monkeypatch, gail.trainer)
     gail.learn(None)
     assert gail.env_steps == 800 and gail.gradient_steps == 2 * 8 + gail.trainer.n_updates
-    assert all(torch.isfinite(r).all() and (r >= 0).all() for r in seen)  # the "gail" form
+    assert len(judged) == len(seen) == 2
+    for (acts, d_reward), trained_on in zip(judged, seen, strict=True):
+        assert acts.shape == (400, 1) and acts.dtype == torch.float32
+        inside = acts.abs() < 2  # in the env's bounds, and not only at them
+        assert inside.float().mean() > 0.5 and (acts.abs() <= 2).all()
+        assert len(torch.unique(acts)) > len(acts) // 2  # continuous, not a few bins
+        # Pendulum never terminates: no absorbing tail, so the reward is D's alone
+        torch.testing.assert_close(trained_on, d_reward, rtol=0, atol=0)
     actions, _ = gail.policy.predict(demos[0].obs[:5])
-    assert actions.shape == (5, 1) and np.abs(actions).max() <= 2
+    assert actions.shape == (5, 1)
 
 
 # the pipeline and learning ------------------------------------------------------------------
@@ -316,7 +330,7 @@ def test_gail_smoke_run_through_the_pipeline(tmp_path):
     assert metrics["learner/expert_queries"] == 0
     assert metrics["learner/gradient_steps"] > 8
     tags = scalar_tags(tmp_path / "run" / "tb" / "learner")
-    assert EVAL_TAGS <= tags and tags - EVAL_TAGS <= LEARNER_TAGS["gail"]
+    assert EVAL_TAGS - {SCORE_TAG} <= tags and tags - EVAL_TAGS <= LEARNER_TAGS["gail"]
     core = {"train/disc_loss", "train/disc_acc_expert", "train/disc_reward_mean"}
     assert core | {"train/policy_gradient_loss", "train/approx_kl"} <= tags
 

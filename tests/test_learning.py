@@ -33,7 +33,7 @@ def train_bc(network, context_len: int, n_episodes: int, gradient_steps: int) ->
         context_len=context_len,
         learning_rate=1e-3,
         batch_size=256,
-        gradient_steps=gradient_steps,
+        max_gradient_steps=gradient_steps,
         val_interval=100,
         inputs=LearnerInputs(env=CARTPOLE, demonstrations=demos, rng=np.random.default_rng(0)),
     )

@@ -31,7 +31,7 @@ def make_bc(gradient_steps: int = 300, context_len: int = 1):
         context_len=context_len,
         learning_rate=1e-3,
         batch_size=256,
-        gradient_steps=gradient_steps,
+        max_gradient_steps=gradient_steps,
         val_fraction=0.0,
         val_interval=100,
     )

@@ -12,8 +12,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from il_lab.datasets.sources import load_trajectories
 from il_lab.envs import EnvSpec
+from il_lab.evaluation import eval_seeds, evaluate
 from il_lab.policies import StackedObsPolicy
-from il_lab.runtime.metrics import EVAL_TAGS, EXPERT_TAGS, LEARNER_TAGS, METRICS_KEYS
+from il_lab.runtime.metrics import EVAL_TAGS, EXPERT_TAGS, LEARNER_TAGS, METRICS_KEYS, SCORE_TAG
 
 
 def scalar_tags(folder) -> set[str]:
@@ -45,7 +46,13 @@ def test_tensorboard_has_the_documented_tags_in_one_folder_per_stage(smoke_run):
     # add_hparams would have made a sub-folder; the hparams summary sits in the stage's own.
     assert all(p.is_file() for p in (smoke_run / "tb" / "learner").iterdir())
     assert scalar_tags(smoke_run / "tb" / "expert") == EXPERT_TAGS
-    assert scalar_tags(smoke_run / "tb" / "learner") == LEARNER_TAGS["transformer_bc"] | EVAL_TAGS
+    # A smoke expert is no better than random: its score is null, so no score scalar is written.
+    assert (
+        json.loads((smoke_run / "metrics.json").read_text())["learner/eval/normalized_score"]
+        is None
+    )
+    expected = LEARNER_TAGS["transformer_bc"] | EVAL_TAGS - {SCORE_TAG}
+    assert scalar_tags(smoke_run / "tb" / "learner") == expected
     accumulator = EventAccumulator(str(smoke_run / "tb" / "learner"))
     accumulator.Reload()
     assert "_hparams_/experiment" in accumulator.summary_metadata
@@ -61,7 +68,12 @@ def test_video_decodes(smoke_run):
 
 
 def test_saved_learner_reloads_and_acts_alike(smoke_run):
+    """The reloaded policy replays the run's evaluation episodes return for return."""
     policy = StackedObsPolicy.load(smoke_run / "learner.pt")
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    seeds = eval_seeds(1_000_000, len(metrics["learner/eval/returns"]))
+    replayed = evaluate(policy, EnvSpec("CartPole-v1"), seeds)
+    assert replayed.returns == metrics["learner/eval/returns"]
     obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32) * 0.05
     actions, state = policy.predict(obs)
     assert actions.shape == (8,) and state.shape == (8, policy.context_len, 4)
@@ -119,7 +131,7 @@ def test_online_learner_smoke_run(tmp_path, learner):
     assert metrics["learner/env_steps"] == 500  # debug=smoke's budget.learner_env_steps
     assert metrics["learner/expert_queries"] == (500 if learner == "dagger" else 0)
     tags = scalar_tags(tmp_path / "run" / "tb" / "learner")
-    assert EVAL_TAGS <= tags and tags - EVAL_TAGS <= LEARNER_TAGS[learner]
+    assert EVAL_TAGS - {SCORE_TAG} <= tags and tags - EVAL_TAGS <= LEARNER_TAGS[learner]
     core = {"dagger": {"train/beta", "train/bc_loss"}, "bco": {"train/idm_loss", "train/bc_loss"}}
     assert core[learner] <= tags
 
@@ -130,7 +142,7 @@ def test_a_failing_video_still_leaves_the_results(tmp_path, monkeypatch, caplog)
     def crash(*args, **kwargs):
         raise RuntimeError("no rendering backend")
 
-    monkeypatch.setattr("il_lab.pipeline.record_episode", crash)
+    monkeypatch.setattr("il_lab.stages.record_episode", crash)
     metrics = run_pipeline(tmp_path, ["learner=mlp_bc"])
     assert list(metrics) == list(METRICS_KEYS)
     assert metrics["learner/gradient_steps"] > 0 and len(metrics["learner/eval/returns"]) == 2

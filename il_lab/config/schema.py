@@ -163,7 +163,9 @@ def allows(hint: Any, value: Any) -> bool:
     if hint is type(None):
         return value is None
     if origin in (list, tuple, Sequence):
-        return isinstance(value, list | tuple) and all(allows(args[0], v) for v in value)
+        # any sequence but a string: lists, tuples, and OmegaConf's ListConfig
+        is_list = isinstance(value, Sequence) and not isinstance(value, str)
+        return is_list and all(allows(args[0], v) for v in value)
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         return isinstance(value, Mapping)
     if hint is bool:

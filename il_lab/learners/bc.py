@@ -53,7 +53,7 @@ class BC:
         context_len: Size,
         learning_rate: Annotated[float, Positive],
         batch_size: Size,
-        gradient_steps: Size,
+        max_gradient_steps: Size,
         weight_decay: Annotated[float, NonNegative] = 0.0,
         val_fraction: Annotated[float, Fraction] = 0.1,
         val_interval: Size = 200,
@@ -63,7 +63,7 @@ class BC:
         inputs: LearnerInputs,
     ) -> None:
         self.hyperparameters = dict(
-            gradient_steps=gradient_steps,
+            gradient_steps=max_gradient_steps,
             batch_size=batch_size,
             learning_rate=learning_rate,
             weight_decay=weight_decay,

@@ -114,10 +114,10 @@ class PPOHyperparameters:
     clip_range_vf: Annotated[float | None, Positive, Null("the value loss is not clipped")] = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
         object.__setattr__(self, "net_arch", tuple(self.net_arch))
         if self.vf_net_arch is not None:
             object.__setattr__(self, "vf_net_arch", tuple(self.vf_net_arch))
-        check_fields(self)
         self.check_config(dataclasses.asdict(self), "")
 
     @staticmethod

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,7 @@ class Checkpoint:
         enabled: when false, nothing is saved or resumed (the stage starts afresh).
         min_interval_s: skip a save that comes sooner than this after the previous one (or
             after the start), for learners whose rounds take a fraction of a second.
+        clock: seconds for ``min_interval_s`` (``time.monotonic``; tests pass their own).
 
     Raises:
         ConfigError: the file holds a checkpoint of another config.
@@ -136,10 +138,12 @@ class Checkpoint:
         events_dir: Path,
         enabled: bool = True,
         min_interval_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
         self.min_interval_s = min_interval_s
-        self._last_save = time.monotonic()
+        self.clock = clock
+        self._last_save = clock()
         self.config_hash = config_hash
         self.events_dir = Path(events_dir)
         self.enabled = enabled
@@ -198,7 +202,7 @@ class Checkpoint:
 
         ``summary`` says in the log where the checkpoint is (e.g. "round 3, 600 env steps").
         """
-        if not self.enabled or time.monotonic() - self._last_save < self.min_interval_s:
+        if not self.enabled or self.clock() - self._last_save < self.min_interval_s:
             return
         if self.writer is not None:
             self.writer.flush()  # every point logged so far is in the files before we measure
@@ -215,7 +219,7 @@ class Checkpoint:
                 "events": events,
             },
         )
-        self._last_save = time.monotonic()
+        self._last_save = self.clock()
         log.debug("checkpoint: %s", summary)
 
     def remove(self) -> None:

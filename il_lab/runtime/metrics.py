@@ -30,6 +30,7 @@ EXPERT_TAGS = frozenset(
 )
 # Final evaluation, written by the pipeline into tb/learner with the hyperparameters.
 EVAL_TAGS = frozenset({"eval/return_mean", "eval/return_std", "eval/normalized_score"})
+SCORE_TAG = "eval/normalized_score"  # absent where the score is null (expert no better than random)
 # What each learner (by its config name) writes into tb/learner while training; tags that only
 # apply to discrete actions (accuracies) or need a finished episode (rollout/*) may be absent.
 _BC = frozenset({"data/n_transitions", "train/bc_loss", "train/accuracy", "val/bc_loss"})
