@@ -36,8 +36,13 @@ def compose_config(
 
 def plain(cfg: DictConfig) -> dict:
     """The resolved config without ``hydra``, as the pipeline hands it to the gate."""
-    return {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key])
-            else cfg[key] for key in cfg if key != "hydra"}
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True)
+        if OmegaConf.is_config(cfg[key])
+        else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
 
 
 def compose_group_option(group: str, option: str) -> DictConfig:

@@ -84,7 +84,9 @@ TRANSFORMER = partial(
 
 
 @pytest.mark.parametrize(
-    "network, context_len", [(MLP, 1), (TRANSFORMER, 4)], ids=["mlp", "transformer"]
+    "network, context_len",
+    [(MLP, 1), pytest.param(TRANSFORMER, 4, marks=pytest.mark.slow)],
+    ids=["mlp", "transformer"],
 )
 def test_bc_on_box_actions(network, context_len, random_return):
     ret = learned_return(make_bc(network, context_len)(inputs=inputs()))
@@ -122,6 +124,7 @@ def make_bco(demonstrations, total_env_steps: int = 12000) -> BCO:
     )
 
 
+@pytest.mark.slow
 def test_bco_from_state_only_box_demonstrations(random_return):
     bco = make_bco(demos())
     ret = learned_return(bco)
@@ -146,6 +149,7 @@ def test_bco_never_reads_box_demonstration_actions():
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_gail_on_box_actions(random_return):
     """With the generator settings ``env=pendulum learner=gail`` composes, for 60k env steps."""
     total = 61440

@@ -15,6 +15,8 @@ from conftest import ROOT, run_pipeline
 
 from il_lab.runtime.metrics import METRICS_KEYS
 
+pytestmark = pytest.mark.slow  # every combination twice, one side in a subprocess sweep
+
 EXPERTS = ("sb3_ppo", "ppo")
 LEARNERS = ("mlp_bc", "transformer_bc", "dagger", "bco", "gail")
 COMMON = ["debug=smoke", "device=cpu", "video.enabled=false"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import CONF, ROOT, compose_config, compose_group_option, multirun, run_pipeline
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from il_lab import pipeline
@@ -40,6 +41,29 @@ def test_every_documented_preset_exists():
     assert set(options("env")) == set(PRESETS)
 
 
+DEFAULT_EXPERTS = {
+    "cartpole": "sb3_ppo", "pendulum": "sb3_ppo", "halfcheetah": "sb3_ppo",
+    "lunarlander": "ppo", "lunarlander_continuous": "ppo", "hopper": "ppo", "walker2d": "ppo",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("env", sorted(PRESETS))
+def test_each_preset_brings_its_expert_and_a_user_choice_still_wins(env):
+    cfg = compose_config([f"env={env}"])
+    assert HydraConfig.get().runtime.choices.expert == DEFAULT_EXPERTS[env]
+    assert cfg.expert._target_.endswith(
+        {"ppo": "PPOExpert", "sb3_ppo": "SB3PPOExpert"}[DEFAULT_EXPERTS[env]]
+    )
+    other = "ppo" if DEFAULT_EXPERTS[env] == "sb3_ppo" else "sb3_ppo"
+    chosen = compose_config([f"env={env}", f"expert={other}"])
+    assert HydraConfig.get().runtime.choices.expert == other
+    assert chosen.expert._target_ != cfg.expert._target_
+    for learner in options("learner"):
+        checked = pipeline.check(compose_config([f"env={env}", f"learner={learner}"]))
+        assert checked.env.id == PRESETS[env]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("env", sorted(PRESETS))
 @pytest.mark.parametrize("expert", ["sb3_ppo", "ppo", "sb3_sac"])
 def test_every_preset_composes_with_every_expert_and_learner(env, expert):
@@ -127,13 +151,14 @@ def test_a_run_names_the_libraries_that_determine_its_numbers(caplog):
 
 # One smoke run per preset, each expert's continuous and discrete paths among them; episodes
 # capped at 60 steps so the MuJoCo ones take seconds.
+SLOW = pytest.mark.slow
 SMOKE = [
-    ("pendulum", "sb3_ppo"),  # gSDE
+    pytest.param("pendulum", "sb3_ppo", marks=SLOW),  # gSDE
     ("lunarlander", "ppo"),
-    ("lunarlander_continuous", "sb3_ppo"),
-    ("hopper", "sb3_ppo"),  # VecNormalize statistics inside the zip
-    ("halfcheetah", "ppo"),  # reward normalization, ReLU, no ortho init
-    ("walker2d", "ppo"),
+    pytest.param("lunarlander_continuous", "sb3_ppo", marks=SLOW),
+    pytest.param("hopper", "sb3_ppo", marks=SLOW),  # VecNormalize statistics inside the zip
+    pytest.param("halfcheetah", "ppo", marks=SLOW),  # reward normalization, ReLU, no ortho init
+    pytest.param("walker2d", "ppo", marks=SLOW),
 ]
 
 
@@ -230,6 +255,7 @@ def test_a_missing_env_dependency_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_over_seeds_imitates_one_expert(tmp_path):
     multirun(tmp_path, "learner=mlp_bc", "seed=0,1,2")
     assert len(list((tmp_path / "cache" / "experts").glob("*.zip"))) == 1

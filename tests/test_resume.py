@@ -119,6 +119,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(
         assert {k: resumed[k] for k in COUNTERS} == {k: reference[k] for k in COUNTERS}
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_from_the_same_command(tmp_path, cache):
     """A real ``python run.py`` killed with signal 9 in DAgger's rounds, then run again."""
     overrides = ["learner=dagger", "budget.learner_env_steps=3000", "learner.round_env_steps=100"]
@@ -228,6 +229,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_submitit_requeue_resumes_a_preempted_job(tmp_path, cache):
     """submitit's preemption signal to a ``submitit_local`` job: the job checkpoints, exits,
     is requeued in the same folder, and resumes there (what ``max_num_timeout`` does on SLURM)."""
@@ -304,6 +306,7 @@ def test_expert_training_resumes_from_its_checkpoint(tmp_path, monkeypatch, expe
     assert env_steps[0] <= 2048 and env_steps[-1] >= 6144  # none lost before the checkpoint
 
 
+@pytest.mark.slow
 def test_an_expert_killed_with_sigkill_resumes_in_the_rerun(tmp_path):
     """A real ``python run.py`` killed with signal 9 while our PPO expert trains."""
     command = [

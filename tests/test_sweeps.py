@@ -28,6 +28,7 @@ def joblib_sweep(tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_parallel_sweep_trains_the_shared_expert_once(joblib_sweep):
     jobs, unfinished = read_sweep(joblib_sweep / "sweep")
     assert len(jobs) == 4 and not unfinished
@@ -39,6 +40,7 @@ def test_parallel_sweep_trains_the_shared_expert_once(joblib_sweep):
     assert names[0].startswith("0_") and "learner=mlp_bc" in " ".join(names)
 
 
+@pytest.mark.slow
 def test_compare_table_matches_the_runs(joblib_sweep):
     sweep = joblib_sweep / "sweep"
     broken = sweep / "99_unfinished" / ".hydra"
@@ -119,6 +121,7 @@ def test_groups_are_every_swept_key_but_the_seed(tmp_path):
     np.testing.assert_allclose(groups[1].values("learner/eval/normalized_score"), [0.9, 1.0])
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_a_sweep(tmp_path):
     multirun(
         tmp_path,
