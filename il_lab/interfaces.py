@@ -14,6 +14,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from il_lab.datasets.trajectories import Trajectory
     from il_lab.envs import EnvSpec
     from il_lab.runtime.checkpoint import Checkpoint
@@ -35,6 +37,17 @@ class Policy(Protocol):
         ``(actions (n_envs, *action_shape), next_state)``.
         """
         ...
+
+
+def observation_batch(observation: np.ndarray, space: "gym.Space") -> tuple[np.ndarray, bool]:
+    """A policy's input as ``(batch, obs_dim)`` float32, and whether it was one observation.
+
+    SB3's ``predict`` takes one unbatched observation or a batch; every policy of ours does too,
+    and returns an unbatched action for an unbatched observation.
+    """
+    obs = np.asarray(observation, dtype=np.float32)
+    single = obs.shape == space.shape
+    return obs.reshape(1 if single else len(obs), -1), single
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from il_lab.errors import ConfigError
+from il_lab.interfaces import observation_batch
 from il_lab.networks.heads import make_head
 
 OBS_NORMS = ("per_dim", "shared", "none")
@@ -106,9 +107,7 @@ class StackedObsPolicy(nn.Module):
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        obs = np.asarray(observation, dtype=np.float32)
-        single = obs.shape == self.observation_space.shape
-        obs = obs.reshape(1 if single else len(obs), self.obs_dim)
+        obs, single = observation_batch(observation, self.observation_space)
         state = self.advance(state, obs, episode_start)
         actions = self.act_on_windows(state, deterministic)
         return (actions[0] if single else actions), state

@@ -27,6 +27,7 @@ from torch import nn
 
 from il_lab.envs import EnvSpec, describe_space, descriptions_match
 from il_lab.errors import ConfigError
+from il_lab.interfaces import observation_batch
 from il_lab.networks.heads import make_head
 from il_lab.networks.normalization import RunningMeanStd
 
@@ -152,9 +153,7 @@ class PPOPolicy(nn.Module):
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
         """SB3's signature: actions for a batch (or one unbatched observation); no memory."""
-        obs = np.asarray(observation, dtype=np.float32)
-        single = obs.shape == self.observation_space.shape
-        obs = obs.reshape(1 if single else len(obs), self.obs_dim)
+        obs, single = observation_batch(observation, self.observation_space)
         obs_n = self.normalize(torch.as_tensor(obs, device=self.device))
         actions = self.head.act(self.action_params(obs_n), deterministic).cpu().numpy()
         return (actions[0] if single else actions), state

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from il_lab.config import schema
 from il_lab.envs import EnvSpec, describe_space, descriptions_match
 from il_lab.errors import ConfigError
+from il_lab.interfaces import observation_batch
 from il_lab.rl.policy import ACTIVATIONS
 from il_lab.rl.trainer import RewardFn, make_vector_env
 
@@ -186,9 +187,8 @@ class SACPolicy(nn.Module):
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
         """SB3's signature: actions for a batch (or one unbatched observation); no memory."""
-        obs = np.asarray(observation, dtype=np.float32)
-        single = obs.shape == self.observation_space.shape
-        obs_t = torch.as_tensor(obs.reshape(-1, self.obs_dim), device=self.action_scale.device)
+        obs, single = observation_batch(observation, self.observation_space)
+        obs_t = torch.as_tensor(obs, device=self.action_scale.device)
         acts = torch.tanh(self(obs_t)[0]) if deterministic else self.sample(obs_t)[0]
         acts = self.to_env(acts).cpu().numpy().reshape(-1, *self.action_space.shape)
         return (acts[0] if single else acts), state
