@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from benchmarking import ROOT, fmt_reached, shipped, to_threshold
 
+from il_lab.analysis.tables import markdown_table
+
 ENV_ID = "CartPole-v1"
 FIRST_EVAL_SEED = 1_000_000  # the pipeline's eval.first_seed
 EXPERT_ENV_STEPS = 100_000  # the pipeline's budget.expert_env_steps
@@ -137,22 +139,37 @@ def run_one(seed: int, args: argparse.Namespace) -> Result:
     )
 
 
+TABLE_HEADER = [
+    "seed",
+    "expert return",
+    "demo transitions",
+    "env steps to threshold",
+    "wall-clock s to threshold",
+    "env steps run",
+    "train s",
+    "best eval return",
+    "last eval return",
+    "action agreement",
+]
+
+
 def table(results: list[Result]) -> str:
-    lines = [
-        "| seed | expert return | demo transitions | env steps to threshold "
-        "| wall-clock s to threshold | env steps run | train s | best eval return "
-        "| last eval return | action agreement |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    rows = [
+        [
+            str(r.seed),
+            f"{r.expert_return:.1f}",
+            str(r.demo_transitions),
+            fmt_reached(r.steps_to_threshold, ",d"),
+            fmt_reached(r.seconds_to_threshold, ".2f"),
+            f"{r.steps_run:,d}",
+            f"{r.train_seconds:.2f}",
+            f"{r.best_return:.1f}",
+            f"{r.final_return:.1f}",
+            f"{r.agreement:.3f}",
+        ]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r.seed} | {r.expert_return:.1f} | {r.demo_transitions} "
-            f"| {fmt_reached(r.steps_to_threshold, ',d')} "
-            f"| {fmt_reached(r.seconds_to_threshold, '.2f')} "
-            f"| {r.steps_run:,d} | {r.train_seconds:.2f} | {r.best_return:.1f} "
-            f"| {r.final_return:.1f} | {r.agreement:.3f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(TABLE_HEADER, rows, ["right"] * len(TABLE_HEADER))
 
 
 def summary(results: list[Result], threshold: float) -> str:

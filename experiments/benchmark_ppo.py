@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from benchmarking import fmt_reached, shipped_run, to_threshold
 
+from il_lab.analysis.tables import markdown_table
+
 FIRST_EVAL_SEED = 1_000_000  # the pipeline's eval.first_seed
 # preset: (goal return, env-step budget, evaluation interval); the goals of the env-presets
 # issue (rl-zoo's published PPO returns, rounded down), CartPole's 475 of issue 3.
@@ -174,19 +176,33 @@ def run_one(
     )
 
 
+TABLE_HEADER = [
+    "expert",
+    "seed",
+    "env steps to threshold",
+    "wall-clock s to threshold",
+    "env steps run",
+    "env steps/s",
+    "best eval return",
+    "peak RSS MB",
+]
+
+
 def table(results: list[Result]) -> str:
-    lines = [
-        "| expert | seed | env steps to threshold | wall-clock s to threshold | env steps run "
-        "| env steps/s | best eval return | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    rows = [
+        [
+            r.algo,
+            str(r.seed),
+            fmt_reached(r.steps_to_threshold, "d"),
+            fmt_reached(r.seconds_to_threshold, ".2f"),
+            str(r.steps_run),
+            f"{r.throughput:,.0f}",
+            f"{r.best_return:.1f}",
+            f"{r.peak_rss_mb:.0f}",
+        ]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r.algo} | {r.seed} | {fmt_reached(r.steps_to_threshold, 'd')} "
-            f"| {fmt_reached(r.seconds_to_threshold, '.2f')} | {r.steps_run} | {r.throughput:,.0f} "
-            f"| {r.best_return:.1f} | {r.peak_rss_mb:.0f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(TABLE_HEADER, rows, ["default"] + ["right"] * 7)
 
 
 def summary(results: list[Result], algos: list[str], threshold: float) -> str:

@@ -21,7 +21,10 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 
+from il_lab.analysis.tables import markdown_row, markdown_table
+
 WARMUP_UPDATES = 10  # untimed: compiling, and acting on one observation as well as on a batch
+TABLE_HEADER = ["SAC", "threads", "width", "batch", "compile", "env steps/s", "ms/update"]
 
 
 @dataclass(frozen=True)
@@ -118,19 +121,15 @@ def main() -> None:
             settings.append(Setting("sb3", width, batch, threads))
 
     print(f"{args.env}: {args.env_steps} env steps timed after {args.learning_starts} random ones")
-    print("| SAC | threads | width | batch | compile | env steps/s | ms/update |")
-    print("|---|---|---|---|---|---|---|")
+    print(markdown_table(TABLE_HEADER, []))
     spawn = multiprocessing.get_context("spawn")
     for s in settings:
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
             work = (s, args.env, args.learning_starts, args.env_steps, args.updates)
             steps_per_s, ms = pool.submit(run, *work).result()
         compiled = "yes" if s.compile else "no" if s.impl == "ours" else "-"
-        print(
-            f"| {s.impl} | {s.threads} | {s.width} | {s.batch} | {compiled} "
-            f"| {steps_per_s:.0f} | {ms:.2f} |",
-            flush=True,
-        )
+        cells = [s.impl, str(s.threads), str(s.width), str(s.batch), compiled]
+        print(markdown_row([*cells, f"{steps_per_s:.0f}", f"{ms:.2f}"]), flush=True)
 
 
 if __name__ == "__main__":

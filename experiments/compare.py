@@ -29,13 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from il_lab.analysis.comparison import (  # noqa: E402
-    across_envs_paths,
-    compare,
-    compare_across_envs,
-    read_jobs,
-    save_runs,
-)
+from il_lab.analysis.across_envs import across_envs_paths, compare_across_envs  # noqa: E402
+from il_lab.analysis.comparison import compare  # noqa: E402
+from il_lab.analysis.jobs import read_jobs, save_runs  # noqa: E402
 
 
 def main() -> None:

@@ -15,16 +15,11 @@ from rliable import library as rly
 from rliable import metrics as rl_metrics
 from test_config import options
 
-from il_lab.analysis.comparison import (
-    PUBLISHED_SOURCE,
-    compare_across_envs,
-    iqm_with_ci,
-    read_jobs,
-    read_sweep,
-    save_runs,
-    score_matrix,
-    summarize_across_envs,
-)
+from il_lab.analysis.across_envs import compare_across_envs, score_matrix, summarize_across_envs
+from il_lab.analysis.comparison import iqm_with_ci
+from il_lab.analysis.jobs import read_jobs, read_sweep, save_runs
+from il_lab.analysis.published import PUBLISHED_SOURCE
+from il_lab.analysis.tables import markdown_table
 
 SCORES = {  # (env, learner) -> scores of seeds 0, 1, 2 (seed 3 only where a fourth is listed)
     ("Pendulum-v1", "mlp_bc"): [0.9, 0.2, 0.95],
@@ -277,6 +272,16 @@ def test_compare_cli_saves_runs_and_reads_them_back(tmp_path):
         timeout=120,
     )
     assert wrong.returncode == 2 and "--save-runs" in wrong.stderr and ".jsonl" in wrong.stderr
+
+
+def test_markdown_table_aligns_columns_and_refuses_a_row_of_another_width():
+    table = markdown_table(["a", "b", "c"], [["1", "2", "3"]], ["default", "right", "center"])
+    assert table == "| a | b | c |\n|---|---:|:---:|\n| 1 | 2 | 3 |"
+    assert markdown_table(["a"], []) == "| a |\n|---|"
+    with pytest.raises(ValueError, match="row 0 has 1 cells, the header 2 columns"):
+        markdown_table(["a", "b"], [["1"]])
+    with pytest.raises(ValueError, match="align: middle; allowed: default, left, right, center"):
+        markdown_table(["a"], [], ["middle"])
 
 
 def test_benchmark_preset_sweeps_every_learner_and_five_seeds_per_env():

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow  # every combination twice, one side in a subproce
 EXPERTS = ("sb3_ppo", "ppo")
 LEARNERS = ("mlp_bc", "transformer_bc", "dagger", "bco", "gail")
 COMMON = ["debug=smoke", "device=cpu", "video.enabled=false"]
-COMPARED = [key for key in METRICS_KEYS if not key.startswith("timing/")]
+# cache hits depend on which test (or xdist worker) built the shared cache first
+COMPARED = [k for k in METRICS_KEYS if not k.startswith("timing/") and not k.endswith("cache_hit")]
 
 
 @pytest.fixture(scope="module")

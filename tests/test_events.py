@@ -4,8 +4,9 @@ import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.analysis.comparison import Job, learning_curves
+from il_lab.analysis.comparison import learning_curves
 from il_lab.analysis.events import read_scalars
+from il_lab.analysis.jobs import Job
 from il_lab.analysis.report_check import _metric
 
 N_POINTS = 12_345

@@ -11,7 +11,8 @@ from conftest import ROOT, compose_config, multirun
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.analysis.comparison import Job, compare, group_jobs, read_sweep
+from il_lab.analysis.comparison import compare
+from il_lab.analysis.jobs import Job, group_jobs, read_jobs, read_sweep, save_runs
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,35 @@ def test_compare_statistics_over_seeds_match_the_metrics_files(tmp_path, caplog)
         assert row.wall_clock_s == pytest.approx(column["timing/total_s"].mean())
         assert f"| {row.group.label} | 4 | {row.return_mean:.1f} | {row.return_std:.1f} |" in table
     assert (sweep / "comparison.md").read_text().count("| learner=") == 2
+
+
+def test_compare_reads_a_null_score_as_nan(tmp_path):
+    """metrics.json writes the score as null, with a note, when the expert is no better than
+    random: the group's IQM is over its other seeds, or nan when it has none."""
+    sweep = tmp_path / "sweep"
+    scores = {"mlp_bc": [0.2, None, 0.4], "dagger": [None, None, None]}
+    for number, (learner, seed) in enumerate((k, s) for k in scores for s in range(3)):
+        score = scores[learner][seed]
+        metrics = {
+            "learner/eval/return_mean": 100.0,
+            "learner/eval/normalized_score": score,
+            "learner/eval/normalized_score_note": None if score is not None else "no better",
+            "learner/env_steps": 0,
+            "learner/expert_queries": 0,
+            "timing/total_s": 1.0,
+        }
+        write_job(sweep, number, [f"learner={learner}", f"seed={seed}"], metrics)
+    runs = tmp_path / "runs.jsonl"
+    save_runs(read_jobs([sweep]), runs)
+    assert [j.metrics for j in read_jobs([runs])] == [j.metrics for j in read_sweep(sweep)[0]]
+
+    table, rows = compare(sweep, reps=100)
+
+    dagger, bc = rows
+    assert bc.iqm == pytest.approx(0.3) and bc.runs == 3
+    assert math.isnan(dagger.iqm) and math.isnan(dagger.ci_low) and math.isnan(dagger.ci_high)
+    assert "| learner=dagger | 3 | 100.0 | 0.0 | nan [nan, nan] |" in table
+    assert (sweep / "scores.png").is_file()
 
 
 def test_groups_are_every_swept_key_but_the_seed(tmp_path):
