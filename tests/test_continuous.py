@@ -16,7 +16,8 @@ from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
 from il_lab.learners.bco import BCO
 from il_lab.learners.dagger import DAgger
-from il_lab.learners.gail import GAIL, DiscriminatorHyperparameters
+from il_lab.learners.discriminator import DiscriminatorHyperparameters
+from il_lab.learners.gail import GAIL
 from il_lab.networks import MLPNet, TransformerNet
 from il_lab.policies import StackedObsPolicy
 from il_lab.rollout import rollout

@@ -18,12 +18,12 @@ from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
 from il_lab.interfaces import LearnerInputs
-from il_lab.learners.gail import (
-    GAIL,
+from il_lab.learners.discriminator import (
     REWARD_FORMS,
     DiscriminatorHyperparameters,
     reward_from_logits,
 )
+from il_lab.learners.gail import GAIL
 from il_lab.rl import PPOHyperparameters, PPOTrainer
 from il_lab.rollout import rollout
 from il_lab.runtime.metrics import EVAL_TAGS, LEARNER_TAGS, SCORE_TAG
@@ -100,7 +100,7 @@ def test_discriminator_separates_expert_from_random_pairs():
     gail = make_gail(n_disc_updates=300)
     obs, acts = random_pairs(60)
     n_train = len(obs) // 2
-    gail._policy_obs, gail._policy_acts = [obs[:n_train]], [acts[:n_train]]
+    gail._policy_obs, gail._policy_second = [obs[:n_train]], [acts[:n_train]]
     stats = gail.update_discriminator()
     assert gail.gradient_steps == 300
     assert stats["train/disc_acc_expert"] > 0.9 and stats["train/disc_acc_policy"] > 0.7
@@ -129,7 +129,7 @@ def test_gradient_penalty_keeps_far_logits_bounded():
             hidden_sizes=(64, 64), learning_rate=1e-3, batch_size=512, grad_penalty=penalty
         )
         gail = make_gail(n_disc_updates=300, discriminator=disc_hp)
-        gail._policy_obs, gail._policy_acts = [obs], [acts]
+        gail._policy_obs, gail._policy_second = [obs], [acts]
         stats = gail.update_discriminator()
         assert stats["train/disc_acc_policy"] > 0.7  # it still separates them
         with torch.no_grad():
@@ -367,7 +367,7 @@ def discounted_gail_return(gail: GAIL, episode: Trajectory) -> float:
     terminated[-1] = episode.terminated
     obs = torch.as_tensor(episode.obs[:-1])
     rewards = gail._reward_fn(obs, torch.as_tensor(episode.acts), obs, terminated)
-    gail._policy_obs, gail._policy_acts, gail._policy_terminals = [], [], 0
+    gail._policy_obs, gail._policy_second, gail._policy_terminals = [], [], 0
     discounts = gail.trainer.hp.gamma ** torch.arange(n, dtype=torch.float32)
     return float((discounts * rewards).sum())
 

@@ -12,62 +12,12 @@ rewards in the file are never read. Its x-axis is env steps (the generator's, re
 included) for every tag; only the optional BC warm start's ``train/bc_loss`` is logged once, at
 step 0.
 
-Label convention, the one place it is defined. ``D(s, a) = sigmoid(logit(s, a))`` is the
-probability that ``(s, a)`` is the EXPERT's: expert pairs carry label 1, policy pairs label 0.
-Ho & Ermon's paper and the CartPole write-up use the opposite convention, ``D_learner = 1 - D``
-(expert 0, learner 1) with the reward ``-log D_learner``; in ours that is ``-log(1 - D)``,
-exactly ``reward="gail"`` below. (Taking ``-log D`` in our convention would reward looking like
-the policy: the sign test in ``tests/test_gail.py`` guards against that slip.)
-
-Reward forms (``reward``), each increasing in D, computed stably from the logit:
-
-- ``gail``: ``-log(1 - D) = softplus(logit)``, in ``[0, inf)``: Ho & Ermon's and the
-  write-up's reward. Always positive, so it also pays for merely staying alive (a survival
-  bonus that suits CartPole and any env whose episodes end on failure).
-- ``airl`` (the default): ``log D - log(1 - D) = logit``, in ``(-inf, inf)``: the AIRL-style
-  reward (Fu et al. 2018) that Kostrikov et al. use. Zero-centred, so with absorbing states ending
-  an episode can cost as well as pay: with the always-positive ``gail`` form the absorbing state
-  pays whatever it looks like, and on LunarLanderContinuous the generator learned to crash at once
-  for it (return -433 against random's -225, two seeds). Without absorbing states it is negative
-  wherever the policy's pairs look unlike the expert's (D < 1/2), which at the start is
-  everywhere, so ending episodes early pays: on CartPole it collapsed to ~9-step episodes.
-- ``log_d``: ``log D = -softplus(-logit)``, in ``(-inf, 0]``: the "minimax" GAN form. Always
-  negative, so without absorbing states it pays for ending episodes early.
-
-Absorbing states (``absorbing``, on by default; Kostrikov et al. 2019, "Discriminator-Actor-
-Critic", arXiv:1809.02925). Each reward form alone carries a bias in episode length: an episode
-that ends earns nothing after its end, so a positive reward pays for surviving (a lander that
-hovers instead of landing) and a negative one for ending early (a hopper that falls at once).
-With absorbing states an episode that ends in a terminal state does not stop earning: it moves
-to an absorbing state that it never leaves, whose reward the discriminator learns like any
-other, from one absorbing sample per terminal episode end in each data set (the expert's and the
-policy's), drawn ``1 / (1 - gamma)`` times as often as a transition because the generator's
-return counts the absorbing state that many times (without that weight the discriminator learned
-the absorbing state too slowly: on CartPole the generator first learned to fall at once for the
-early, untrained absorbing reward). So the discriminator itself says whether ending is expert-
-like: where the expert never terminates (Hopper's falls) the absorbing state looks like the
-policy's and is penalized; where the expert's episodes end in success (LunarLander's landing) it
-looks like the expert's and is paid. The discriminator's input gains a flag that is 1 only for
-the absorbing state (observation and action inputs zero there). For the generator the absorbing
-state's endless reward ``r_abs`` is exact: the terminal step's reward gains its discounted tail
-``gamma * r_abs / (1 - gamma)``, so PPO's returns and reward normalization need no change. Time-
-limit truncations are never absorbing: PPO bootstraps from the value of the state reached, as
-everywhere else.
+The discriminator, its reward forms, absorbing states and gradient penalty are
+``il_lab.learners.discriminator``'s (shared with GAIfO and DAC).
 
 With ``normalize_reward`` the generator receives the reward divided by a running standard
 deviation of all rewards so far (the mean is not subtracted, so each form keeps its sign and
 its episode-length bias); ``train/disc_reward_mean`` is the mean of the raw reward.
-
-The discriminator's input is the observation normalized by the demonstrations' mean and
-standard deviation (clipped to +-10), concatenated with the action: one-hot for Discrete
-actions, rescaled to [-1, 1] by the space's bounds for Box actions with finite bounds (raw
-otherwise). A gradient penalty (``grad_penalty``; Gulrajani et al. 2017, at 10 as in Kostrikov
-et al.'s Discriminator-Actor-Critic) pushes the norm of the logit's gradient towards 1 on random
-interpolations of expert and policy inputs. Without it a ReLU discriminator's logits grow without
-bound on states far from the demonstrations (-35 to -59 per step on LunarLander's generator
-pairs), the generator's per-step cost dwarfs everything else and it learns to flee the episode:
-normalized score -0.98 on LunarLander (5 seeds) against 0.965 with it. On CartPole the penalty
-hurts (0.631 against 1.000), so it is off by default and on in every other env preset.
 
 ``train_on_true_reward`` is a debugging switch: PPO then trains on the env's own reward, the
 discriminator is never trained, and the run is plain PPO under GAIL's budget and logging. The
@@ -76,11 +26,8 @@ training unless that switch is set.
 """
 
 import logging
-import typing
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -88,134 +35,26 @@ from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.config.schema import (
-    Activation,
     AtLeast,
-    HiddenSizes,
-    NonNegative,
     Null,
     Positive,
     Size,
-    check_fields,
 )
 from il_lab.errors import ConfigError
 from il_lab.interfaces import LearnerInputs
+from il_lab.learners.discriminator import (
+    Discriminator,
+    DiscriminatorHyperparameters,
+    Pairs,
+    RewardForm,
+    reward_from_logits,
+)
 from il_lab.learners.supervised import fit
-from il_lab.networks import MLPNet
 from il_lab.networks.normalization import RunningMeanStd
 from il_lab.rl import PPOHyperparameters, PPOPolicy, PPOTrainer
 from il_lab.runtime.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
-
-RewardForm = Literal["gail", "airl", "log_d"]
-REWARD_FORMS: tuple[str, ...] = typing.get_args(RewardForm)
-INPUT_CLIP = 10.0  # normalized observations are clipped to [-INPUT_CLIP, INPUT_CLIP]
-
-
-def reward_from_logits(logits: torch.Tensor, form: str) -> torch.Tensor:
-    """The generator's reward for discriminator logits (``D = sigmoid(logits)``, expert = 1).
-
-    Every form increases with D and stays finite for any finite logit (no ``log(0)``).
-    """
-    if form == "gail":
-        return F.softplus(logits)  # -log(1 - D)
-    if form == "airl":
-        return logits  # log D - log(1 - D)
-    if form == "log_d":
-        return -F.softplus(-logits)  # log D
-    raise ValueError(f"reward form {form!r}: the schema allows only {REWARD_FORMS}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class DiscriminatorHyperparameters:
-    """The discriminator's network and optimizer.
-
-    ``hidden_sizes`` and ``activation`` shape an ``MLPNet`` with a linear logit on top; each of
-    GAIL's ``n_disc_updates`` steps is one Adam step on ``batch_size`` expert pairs against
-    ``batch_size`` policy pairs; ``grad_penalty`` is the gradient penalty's coefficient (0: off).
-    """
-
-    hidden_sizes: HiddenSizes
-    activation: Activation = "relu"
-    learning_rate: Annotated[float, Positive]
-    batch_size: Size
-    grad_penalty: Annotated[float, NonNegative] = 0.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        check_fields(self, "discriminator.")
-
-
-class Discriminator(nn.Module):
-    """``logit(s, a)``: large for pairs that look like the expert's (see the module docstring)."""
-
-    def __init__(
-        self,
-        *,
-        observation_space: gym.spaces.Box,
-        action_space: gym.spaces.Discrete | gym.spaces.Box,
-        hidden_sizes: tuple[int, ...],
-        activation: str,
-        obs_mean: np.ndarray,
-        obs_std: np.ndarray,
-        absorbing: bool = False,
-    ) -> None:
-        super().__init__()
-        self.obs_dim = int(np.prod(observation_space.shape))
-        self.absorbing = absorbing
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        if self.discrete:
-            self.n_actions = int(action_space.n)
-            self.action_start = int(action_space.start)
-            action_dim = self.n_actions
-        else:
-            action_dim = int(np.prod(action_space.shape))
-            low = np.asarray(action_space.low, dtype=np.float64).ravel()
-            high = np.asarray(action_space.high, dtype=np.float64).ravel()
-            bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
-            # a -> 2 (a - low) / (high - low) - 1 where the bounds are finite, a elsewhere
-            scale = np.where(bounded, 2.0 / np.where(bounded, high - low, 1.0), 1.0)
-            shift = np.where(bounded, -1.0 - low * scale, 0.0)
-            self.register_buffer("action_scale", torch.as_tensor(scale, dtype=torch.float32))
-            self.register_buffer("action_shift", torch.as_tensor(shift, dtype=torch.float32))
-        self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32).ravel())
-        self.register_buffer("obs_std", torch.as_tensor(obs_std, dtype=torch.float32).ravel())
-        self.in_dim = self.obs_dim + action_dim + int(absorbing)  # [obs, action, absorbing flag]
-        self.body = MLPNet(
-            obs_dim=self.in_dim,
-            context_len=1,
-            hidden_sizes=list(hidden_sizes),
-            activation=activation,
-        )
-        self.head = nn.Linear(self.body.out_dim, 1)
-
-    def encode(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
-        """Raw ``obs (n, obs_dim)`` and env actions ``(n,)`` or ``(n, action_dim)`` to inputs."""
-        obs_n = ((obs.reshape(len(obs), -1) - self.obs_mean) / self.obs_std).clamp(
-            -INPUT_CLIP, INPUT_CLIP
-        )
-        if self.discrete:
-            index = acts.reshape(len(acts)).long() - self.action_start
-            acts_in = F.one_hot(index, self.n_actions).float()  # (n, n_actions)
-        else:
-            acts_in = acts.reshape(len(acts), -1).float() * self.action_scale + self.action_shift
-        parts = [obs_n, acts_in]
-        if self.absorbing:  # a flag of 0: not the absorbing state
-            parts.append(torch.zeros(len(obs), 1, device=obs_n.device))
-        return torch.cat(parts, dim=1)  # (n, in_dim)
-
-    def absorbing_inputs(self, n: int) -> torch.Tensor:
-        """``n`` encoded absorbing states ``(n, in_dim)``: zero inputs, the flag 1."""
-        inputs = torch.zeros(n, self.in_dim, device=self.obs_mean.device)
-        inputs[:, -1] = 1.0
-        return inputs
-
-    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Logits ``(n,)`` for encoded inputs ``(n, in_dim)``."""
-        return self.head(self.body(inputs)).squeeze(-1)
-
-    def forward(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.encode(obs, acts))
 
 
 class _ActorAsBCPolicy(nn.Module):
@@ -249,9 +88,13 @@ class GAIL:
         absorbing: terminal states lead to a learned absorbing state (module docstring).
         normalize_reward: divide the reward by its running standard deviation.
         train_on_true_reward: debugging: PPO trains on the env's reward.
-        bc_warm_start_steps: log-likelihood steps on the demonstrations before any env step.
+        bc_warm_start_steps: log-likelihood steps on the demonstrations before any env step
+            (it reads their actions, so state-only imitation cannot have one).
         bc_warm_start_learning_rate: the warm start's learning rate (None: the generator's, which
             on some presets is too small for a few thousand supervised steps).
+        pairs: ``state_action`` (GAIL) or ``state_next_state`` (GAIfO, Torabi et al. 2018,
+            arXiv:1807.06158: the discriminator compares (s, s') pairs and the demonstrations'
+            actions are never read).
         inputs: the runtime objects every learner receives; the expert is never queried.
     """
 
@@ -271,6 +114,7 @@ class GAIL:
         bc_warm_start_learning_rate: Annotated[
             float | None, Positive, Null("the generator's learning rate")
         ] = None,
+        pairs: Pairs = "state_action",
         inputs: LearnerInputs,
     ) -> None:
         env, demonstrations, rng = inputs.env, inputs.demonstrations, inputs.rng
@@ -292,11 +136,17 @@ class GAIL:
         self.bc_warm_start_learning_rate = bc_warm_start_learning_rate or ppo.learning_rate
         self.disc_hp = discriminator
 
-        # the expert's (s, a) pairs
+        # the expert's pairs: (s, a), or (s, s') without reading an action
+        self.state_only = pairs == "state_next_state"
         obs = np.concatenate([np.asarray(t.obs[:-1], np.float32) for t in demonstrations])
-        acts = np.concatenate([np.asarray(t.acts) for t in demonstrations])
+        if self.state_only:
+            second = np.concatenate([np.asarray(t.obs[1:], np.float32) for t in demonstrations])
+        else:
+            second = np.concatenate([np.asarray(t.acts) for t in demonstrations])
         self.expert_obs = torch.as_tensor(obs.reshape(len(obs), -1), device=self.device)
-        self.expert_acts = torch.as_tensor(acts, device=self.device)  # (n,) or (n, action_dim)
+        # (n,) or (n, action_dim) actions, or (n, obs_dim) next observations
+        self.expert_second = torch.as_tensor(second.reshape(len(second), -1) if self.state_only
+                                             else second, device=self.device)  # fmt: skip
 
         # the generator
         seed = int(rng.integers(2**31))
@@ -317,6 +167,7 @@ class GAIL:
             obs_mean=obs.reshape(len(obs), -1).mean(0),
             obs_std=obs.reshape(len(obs), -1).std(0) + 1e-6,
             absorbing=absorbing,
+            pairs=pairs,
         ).to(self.device)
         self.disc_optimizer = torch.optim.Adam(
             self.discriminator.parameters(), lr=discriminator.learning_rate
@@ -324,7 +175,7 @@ class GAIL:
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.reward_scale = RunningMeanStd()
         self._policy_obs: list[torch.Tensor] = []  # the generator's pairs since the last update
-        self._policy_acts: list[torch.Tensor] = []
+        self._policy_second: list[torch.Tensor] = []
         self._policy_terminals = 0  # the generator's terminal steps since the last update
         self._disc_steps = 0
         self._bc_steps = 0
@@ -337,6 +188,16 @@ class GAIL:
     def reward(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         """The configured reward form of the current discriminator, ``(n,)``, unnormalized."""
         return reward_from_logits(self.discriminator(obs, acts), self.reward_form)
+
+    @staticmethod
+    def check_config(values: dict, prefix: str) -> None:
+        """A BC warm start fits the demonstrations' actions, which state-only imitation never
+        reads."""
+        if values.get("pairs") == "state_next_state" and values.get("bc_warm_start_steps"):
+            raise ConfigError(
+                f"{prefix}bc_warm_start_steps={values['bc_warm_start_steps']} is not allowed with "
+                f"{prefix}pairs=state_next_state; allowed: 0 (it would read the actions)"
+            )
 
     @torch.no_grad()
     def absorbing_reward(self) -> float:
@@ -358,8 +219,9 @@ class GAIL:
         state's discounted tail added.
         """
         self._policy_obs.append(obs)
-        self._policy_acts.append(acts)
-        rewards = self.reward(obs, acts)
+        second = next_obs if self.state_only else acts
+        self._policy_second.append(second)
+        rewards = self.reward(obs, second)
         self._reward_sum += rewards.sum().item()
         self._reward_count += rewards.numel()
         if self.absorbing:
@@ -379,11 +241,11 @@ class GAIL:
         if not self._policy_obs:
             return {}
         policy_obs = torch.cat(self._policy_obs)
-        policy_acts = torch.cat(self._policy_acts)
-        self._policy_obs, self._policy_acts = [], []
+        policy_second = torch.cat(self._policy_second)
+        self._policy_obs, self._policy_second = [], []
         disc, hp = self.discriminator, self.disc_hp
-        expert_in = disc.encode(self.expert_obs, self.expert_acts)  # (n_expert, in_dim)
-        policy_in = disc.encode(policy_obs, policy_acts)  # (n_policy, in_dim)
+        expert_in = disc.encode(self.expert_obs, self.expert_second)  # (n_expert, in_dim)
+        policy_in = disc.encode(policy_obs, policy_second)  # (n_policy, in_dim)
         expert_weights = policy_weights = None
         if self.absorbing:
             expert_in, expert_weights = self._with_absorbing(expert_in, self.n_expert_terminals)
@@ -465,7 +327,7 @@ class GAIL:
         result = fit(
             _ActorAsBCPolicy(policy),
             self.expert_obs[:, None].cpu().numpy(),  # windows of one frame
-            self.expert_acts.cpu().numpy(),
+            self.expert_second.cpu().numpy(),  # actions: no warm start is state-only
             gradient_steps=self.bc_warm_start_steps,
             batch_size=self.trainer.hp.batch_size,
             learning_rate=self.bc_warm_start_learning_rate,

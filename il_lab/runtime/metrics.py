@@ -66,6 +66,15 @@ LEARNER_TAGS = {
         "train/disc_absorbing_reward",  # with absorbing states: the absorbing state's reward
         "train/bc_loss",
     },
+    # GAIfO: GAIL's tags; no BC warm start, so never train/bc_loss
+    "gaifo": EXPERT_TAGS
+    | {
+        "train/disc_loss",
+        "train/disc_acc_expert",
+        "train/disc_acc_policy",
+        "train/disc_reward_mean",
+        "train/disc_absorbing_reward",
+    },
 }
 
 METRICS_KEYS = (
