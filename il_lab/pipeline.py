@@ -63,7 +63,7 @@ def run(cfg: DictConfig) -> float:
         demos, demos_hit = stages.demonstrations(
             expert, env, user_demos=user_demos, user_path=cfg.demos.path, expert_id=expert_id,
             seed=cfg.seed, n_episodes=cfg.budget.demo_episodes, cache=cache, run_dir=run_dir,
-            max_transitions=cfg.budget.demo_transitions,
+            max_transitions=cfg.budget.demo_transitions, subsample_every=cfg.demos.subsample,
         )  # fmt: skip
     with _timed(timings, "learner"):
         learner, writer, checkpoint = _learner(
@@ -76,7 +76,8 @@ def run(cfg: DictConfig) -> float:
         "env": env.id, "expert": choices.expert, "learner": choices.learner, "seed": cfg.seed,
         "libraries": libraries_line(env.id), "expert/cache_hit": expert_hit,
         "demos/cache_hit": demos_hit, "demos/n_episodes": len(demos),
-        "demos/n_transitions": sum(len(t) for t in demos),
+        "demos/n_transitions": sum(t.n_kept for t in demos),  # what the learner saw
+        "demos/subsample": cfg.demos.subsample,
         **stages.eval_metrics(learner_eval, expert_eval, random_eval, score, shortfall),
         **{f"learner/{k}": getattr(learner, k) for k in COST_KEYS},
     }  # fmt: skip

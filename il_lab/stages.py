@@ -7,11 +7,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.datasets.npz import save_trajectories
 from il_lab.datasets.sources import load_trajectories, record_source
-from il_lab.datasets.trajectories import Trajectory, cap_transitions
+from il_lab.datasets.trajectories import Trajectory, cap_transitions, subsample
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import EvalResult, RandomPolicy, evaluate, normalized_score
@@ -160,10 +161,12 @@ def demonstrations(
     seed: int,
     n_episodes: int,
     max_transitions: int | None,
+    subsample_every: int,
     cache: ArtifactCache,
     run_dir: Path,
 ) -> tuple[list[Trajectory], bool]:
-    """The user's demonstrations or the expert's, capped, recorded in the run folder."""
+    """The user's demonstrations or the expert's, capped, then subsampled (offsets seeded by
+    ``seed``), recorded in the run folder."""
     if user_demos is not None:
         demos, hit, source = user_demos, False, user_path
     else:
@@ -171,10 +174,15 @@ def demonstrations(
             expert, env, expert_id=expert_id, seed=seed, n_episodes=n_episodes, cache=cache
         )
     record_source(
-        run_dir, source, env=env, demo_transitions=max_transitions, by_expert=user_demos is None
-    )
+        run_dir, source, env=env, demo_transitions=max_transitions, by_expert=user_demos is None,
+        subsample=subsample_every,
+    )  # fmt: skip
     demos = cap_transitions(demos, max_transitions)
-    log.info("demonstrations: %d episodes, %d transitions", len(demos), sum(len(t) for t in demos))
+    demos = subsample(demos, subsample_every, np.random.default_rng([seed, 2]))
+    log.info(
+        "demonstrations: %d episodes, %d transitions kept of %d",
+        len(demos), sum(t.n_kept for t in demos), sum(len(t) for t in demos),
+    )  # fmt: skip
     return demos, hit
 
 

@@ -217,6 +217,7 @@ class Budget:
 @dataclass(frozen=True, kw_only=True)
 class Demos:
     path: Annotated[str | None, Null("the expert's demonstrations")] = None
+    subsample: Size = 1
 
 
 @dataclass(frozen=True, kw_only=True)

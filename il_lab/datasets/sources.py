@@ -34,6 +34,7 @@ def record_source(
     env: EnvSpec,
     demo_transitions: int | None,
     by_expert: bool,
+    subsample: int = 1,
 ) -> None:
     """Write into ``run_dir`` which demonstrations it trained on, for the export CLI.
 
@@ -41,6 +42,7 @@ def record_source(
         source: the file (recorded as an absolute path) or ``minari:<id>`` they came from.
         demo_transitions: the cap the run applied (``cap_transitions``), None for none.
         by_expert: they are the run's expert's (else the user's own).
+        subsample: the run kept one transition every this many steps (``demos.subsample``).
     """
     if not str(source).startswith(MINARI_PREFIX):
         source = Path(source).resolve()
@@ -50,6 +52,7 @@ def record_source(
         "max_episode_steps": env.max_episode_steps,
         "demo_transitions": demo_transitions,
         "by_expert": by_expert,
+        "subsample": subsample,
     }
     (run_dir / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 

@@ -6,7 +6,7 @@ reads against the env with ``check_spaces`` and ``check_actions``.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +25,10 @@ class Trajectory:
         rews: ``(T,)`` rewards.
         terminated: the episode ended in a terminal state (no bootstrapping past it).
         truncated: the episode was cut by a time limit.
+        kept: ``(k,)`` increasing indices of the transitions a learner may use (``subsample``);
+            None: all of them. The episode's other steps stay in ``obs`` only so that a kept
+            transition keeps its place (its ``s'``, its stacked window, whether it ends the
+            episode); learners read kept transitions alone (``kept_index``).
     """
 
     obs: np.ndarray
@@ -32,6 +36,7 @@ class Trajectory:
     rews: np.ndarray
     terminated: bool
     truncated: bool
+    kept: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.obs) != len(self.acts) + 1:
@@ -43,9 +48,33 @@ class Trajectory:
             raise ValueError(f"{len(self.rews)} rewards for {len(self.acts)} actions")
         if len(self.acts) < 1:
             raise ValueError("a trajectory needs at least one action")
+        if (
+            self.kept is not None
+            and len(self.kept)
+            and (
+                np.any(np.diff(self.kept) <= 0)
+                or self.kept[0] < 0
+                or self.kept[-1] >= len(self.acts)
+            )
+        ):
+            raise ValueError(f"kept transitions must increase within [0, {len(self.acts)})")
 
     def __len__(self) -> int:
         return len(self.acts)
+
+    @property
+    def kept_index(self) -> np.ndarray:
+        """``(k,)`` the transitions a learner may use."""
+        return np.arange(len(self.acts)) if self.kept is None else self.kept
+
+    @property
+    def n_kept(self) -> int:
+        return len(self.kept_index)
+
+    @property
+    def ends_in_kept_terminal(self) -> bool:
+        """The episode terminated and its last, terminal transition is kept."""
+        return self.terminated and (self.kept is None or len(self.acts) - 1 in self.kept)
 
     @property
     def episode_return(self) -> float:
@@ -72,6 +101,21 @@ def cap_transitions(
     return kept
 
 
+def subsample(
+    trajectories: Sequence[Trajectory], every: int, rng: np.random.Generator
+) -> list[Trajectory]:
+    """Keep one transition every ``every`` steps of each episode, from a random offset in
+    ``[0, every)`` drawn per episode (GAIL's and DAC's protocol); 1 keeps them all.
+
+    A kept transition is unchanged: its s, a, s' and whether it ends the episode.
+    """
+    if every == 1:
+        return list(trajectories)
+    return [
+        replace(t, kept=np.arange(int(rng.integers(every)), len(t), every)) for t in trajectories
+    ]
+
+
 def stack_windows(obs: np.ndarray, context_len: int) -> np.ndarray:
     """Windows of the last ``context_len`` observations of one episode, padded at its start.
 
@@ -90,12 +134,29 @@ def stack_windows(obs: np.ndarray, context_len: int) -> np.ndarray:
 def windows_and_actions(
     trajectories: Sequence[Trajectory], context_len: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """BC training pairs: windows ``(N, context_len, obs_dim)``, actions ``(N, *action_shape)``."""
+    """BC training pairs of the kept transitions: windows ``(N, context_len, obs_dim)``, actions
+    ``(N, *action_shape)``. A kept step's window holds the observations before it, as the policy's
+    history does while acting."""
     windows = [
-        stack_windows(t.obs[:-1].reshape(len(t), -1).astype(np.float32), context_len)
+        stack_windows(t.obs[:-1].reshape(len(t), -1).astype(np.float32), context_len)[t.kept_index]
         for t in trajectories
     ]
-    return np.concatenate(windows), np.concatenate([t.acts for t in trajectories])
+    return np.concatenate(windows), kept_actions(trajectories)
+
+
+def kept_states(trajectories: Sequence[Trajectory]) -> tuple[np.ndarray, np.ndarray]:
+    """The kept transitions' ``obs (N, obs_dim)`` and ``next_obs (N, obs_dim)``, float32."""
+    obs = [t.obs.reshape(len(t.obs), -1).astype(np.float32) for t in trajectories]
+    index = [t.kept_index for t in trajectories]
+    return (
+        np.concatenate([o[:-1][i] for o, i in zip(obs, index, strict=True)]),
+        np.concatenate([o[1:][i] for o, i in zip(obs, index, strict=True)]),
+    )
+
+
+def kept_actions(trajectories: Sequence[Trajectory]) -> np.ndarray:
+    """The kept transitions' actions ``(N, *action_shape)``."""
+    return np.concatenate([t.acts[t.kept_index] for t in trajectories])
 
 
 def check_spaces(

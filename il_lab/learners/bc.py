@@ -31,7 +31,9 @@ def build_policy(
     obs_norm: str = "per_dim",
 ) -> StackedObsPolicy:
     """A fresh policy whose observation normalization comes from the demonstrations."""
-    obs = np.concatenate([t.obs for t in demonstrations]).reshape(-1, env.obs_dim)
+    # every observation of whole episodes; a subsampled one's kept states only
+    obs = np.concatenate([t.obs if t.kept is None else t.obs[t.kept] for t in demonstrations])
+    obs = obs.reshape(-1, env.obs_dim)
     kwargs = {"obs_dim": env.obs_dim, "context_len": context_len}
     policy = StackedObsPolicy(
         network=network(**kwargs),

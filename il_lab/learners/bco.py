@@ -109,7 +109,7 @@ class BCO:
         self.demo_obs = [
             np.asarray(t.obs, dtype=np.float32).reshape(len(t.obs), -1) for t in demonstrations
         ]
-        self.demo_ends = [(t.terminated, t.truncated) for t in demonstrations]
+        self.demo_ends = [(t.terminated, t.truncated, t.kept) for t in demonstrations]
         self._diagnostic_acts = [t.acts for t in demonstrations]
         # Split the budget exactly: n_iterations rounds of alpha x the pre-demonstration steps.
         self.post_demo_env_steps = int(alpha * total_env_steps / (1 + alpha * n_iterations))
@@ -124,8 +124,11 @@ class BCO:
                 np.zeros(len(obs) - 1, np.float32),
                 terminated,
                 truncated,
+                kept,
             )
-            for obs, (terminated, truncated) in zip(self.demo_obs, self.demo_ends, strict=True)
+            for obs, (terminated, truncated, kept) in zip(
+                self.demo_obs, self.demo_ends, strict=True
+            )
         ]
         # BC never sees the expert nor the demonstrations' actions.
         self.bc = bc(inputs=replace(inputs, demonstrations=placeholder, expert=None))
@@ -164,16 +167,17 @@ class BCO:
 
     def _infer_demonstrations(self, logger: SummaryWriter | None) -> list[Trajectory]:
         inferred, true, guessed = [], [], []
-        for obs, (terminated, truncated), true_acts in zip(
+        for obs, (terminated, truncated, kept), true_acts in zip(
             self.demo_obs, self.demo_ends, self._diagnostic_acts, strict=True
         ):
             acts = self.idm.act_on_windows(idm_inputs(obs[:-1], obs[1:]))
-            inferred.append(
-                Trajectory(obs, acts, np.zeros(len(acts), np.float32), terminated, truncated)
+            episode = Trajectory(
+                obs, acts, np.zeros(len(acts), np.float32), terminated, truncated, kept
             )
+            inferred.append(episode)  # BC trains on its kept transitions only
             if true_acts is not None and np.shape(true_acts) == acts.shape:
-                true.append(np.asarray(true_acts))
-                guessed.append(acts)
+                true.append(np.asarray(true_acts)[episode.kept_index])
+                guessed.append(acts[episode.kept_index])
         if logger is not None and true:
             # Diagnosis only, never trained on: how close the inferred actions are to the file's.
             true, guessed = np.concatenate(true), np.concatenate(guessed)

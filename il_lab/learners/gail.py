@@ -40,6 +40,7 @@ from il_lab.config.schema import (
     Positive,
     Size,
 )
+from il_lab.datasets.trajectories import kept_actions, kept_states
 from il_lab.errors import ConfigError
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.discriminator import (
@@ -128,8 +129,8 @@ class GAIL:
         self.n_disc_updates = n_disc_updates
         self.reward_form = reward
         self.absorbing = absorbing
-        # one absorbing sample per expert episode that ended in a terminal state
-        self.n_expert_terminals = sum(bool(t.terminated) for t in demonstrations)
+        # one absorbing sample per expert episode whose kept transitions end in a terminal state
+        self.n_expert_terminals = sum(t.ends_in_kept_terminal for t in demonstrations)
         self.normalize_reward = normalize_reward
         self.train_on_true_reward = train_on_true_reward
         self.bc_warm_start_steps = bc_warm_start_steps
@@ -138,12 +139,9 @@ class GAIL:
 
         # the expert's pairs: (s, a), or (s, s') without reading an action
         self.state_only = pairs == "state_next_state"
-        obs = np.concatenate([np.asarray(t.obs[:-1], np.float32) for t in demonstrations])
-        if self.state_only:
-            second = np.concatenate([np.asarray(t.obs[1:], np.float32) for t in demonstrations])
-        else:
-            second = np.concatenate([np.asarray(t.acts) for t in demonstrations])
-        self.expert_obs = torch.as_tensor(obs.reshape(len(obs), -1), device=self.device)
+        obs, next_obs = kept_states(demonstrations)
+        second = next_obs if self.state_only else kept_actions(demonstrations)
+        self.expert_obs = torch.as_tensor(obs, device=self.device)
         # (n,) or (n, action_dim) actions, or (n, obs_dim) next observations
         self.expert_second = torch.as_tensor(second.reshape(len(second), -1) if self.state_only
                                              else second, device=self.device)  # fmt: skip

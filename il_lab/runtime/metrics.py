@@ -93,7 +93,8 @@ METRICS_KEYS = (
     "expert/cache_hit",
     "demos/cache_hit",
     "demos/n_episodes",
-    "demos/n_transitions",
+    "demos/n_transitions",  # kept transitions: what the learner saw
+    "demos/subsample",  # one transition kept every N steps (demos.subsample)
     "learner/env_steps",
     "learner/expert_queries",
     "learner/gradient_steps",
