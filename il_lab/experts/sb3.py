@@ -29,11 +29,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
-from torch import nn
 
 from il_lab.envs import EnvSpec, spaces_match
 from il_lab.errors import ConfigError
-from il_lab.rl.policy import ACTIVATIONS
 from il_lab.runtime.checkpoint import Checkpoint
 
 NORMALIZATION_ENTRY = "il_lab_obs_normalization.json"
@@ -56,10 +54,6 @@ def linear_schedule(initial: float):
         return progress_remaining * initial
 
     return schedule
-
-
-def activation_class(name: str) -> type[nn.Module]:
-    return ACTIVATIONS[name]  # the name is checked by the schema (il_lab.config.schema.Activation)
 
 
 class NormalizedPolicy:

@@ -10,8 +10,9 @@ from typing import Annotated, ClassVar
 from stable_baselines3 import PPO
 
 from il_lab.config.schema import AtLeast, Null
-from il_lab.experts.sb3 import SB3Expert, activation_class, linear_schedule
+from il_lab.experts.sb3 import SB3Expert, linear_schedule
 from il_lab.rl import PPOHyperparameters
+from il_lab.rl.policy import ACTIVATIONS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +54,7 @@ class SB3PPOExpert(PPOHyperparameters, SB3Expert):
                     "pi": list(self.net_arch),
                     "vf": list(self.vf_net_arch or self.net_arch),
                 },
-                "activation_fn": activation_class(self.activation),
+                "activation_fn": ACTIVATIONS[self.activation],
                 "ortho_init": self.ortho_init,
                 "log_std_init": self.log_std_init,
             },

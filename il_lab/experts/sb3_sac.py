@@ -22,7 +22,8 @@ from il_lab.config.schema import (
     Size,
     Unit,
 )
-from il_lab.experts.sb3 import SB3Expert, activation_class, linear_schedule
+from il_lab.experts.sb3 import SB3Expert, linear_schedule
+from il_lab.rl.policy import ACTIVATIONS
 
 
 def _is_ent_coef(value: object) -> bool:
@@ -84,6 +85,6 @@ class SB3SACExpert(SB3Expert):
             use_sde=self.use_sde,
             policy_kwargs={
                 "net_arch": list(self.net_arch),
-                "activation_fn": activation_class(self.activation),
+                "activation_fn": ACTIVATIONS[self.activation],
             },
         )
