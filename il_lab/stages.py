@@ -179,6 +179,11 @@ def demonstrations(
     )  # fmt: skip
     demos = cap_transitions(demos, max_transitions)
     demos = subsample(demos, subsample_every, np.random.default_rng([seed, 2]))
+    if not any(t.n_kept for t in demos):
+        raise ConfigError(
+            f"demos.subsample={subsample_every} keeps no transition of {len(demos)} episodes "
+            f"({sum(len(t) for t in demos)} transitions); allowed: a value below their length"
+        )
     log.info(
         "demonstrations: %d episodes, %d transitions kept of %d",
         len(demos), sum(t.n_kept for t in demos), sum(len(t) for t in demos),

@@ -3,16 +3,19 @@
 import json
 
 import numpy as np
-from conftest import run_pipeline
+import pytest
+from conftest import compose_config, run_pipeline
 from test_gail import make_gail
 from test_learning import CARTPOLE, BalancingExpert
 
+from il_lab import pipeline
 from il_lab.datasets.trajectories import (
     Trajectory,
     kept_states,
     subsample,
     windows_and_actions,
 )
+from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy
 from il_lab.rollout import rollout
 
@@ -77,3 +80,12 @@ def test_the_run_records_what_the_learner_saw(tmp_path):
     assert record["subsample"] == 4
     # the same cached episodes serve both: subsampling is a seeded view of them
     assert kept["demos/cache_hit"]
+
+
+def test_a_subsample_that_keeps_nothing_is_refused_in_one_line(tmp_path):
+    cfg = compose_config(
+        ["debug=smoke", "learner=mlp_bc", "budget.demo_transitions=3", "demos.subsample=50"],
+        tmp_path / "run", tmp_path / "cache",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"demos.subsample=50 keeps no transition of 1 episodes"):
+        pipeline.run(cfg)
