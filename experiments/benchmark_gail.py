@@ -61,12 +61,15 @@ def expert_and_demos(seed: int, max_episode_steps: int | None, n_episodes: int, 
     from il_lab.experts.ppo import PPOExpert
     from il_lab.rollout import rollout
     from il_lab.runtime.cache import ArtifactCache
+    from il_lab.runtime.identity import demo_seeds, expert_identity
 
     env = EnvSpec(ENV_ID, max_episode_steps)
-    values = shipped("expert", "ppo", total_env_steps=EXPERT_ENV_STEPS)
-    values.pop("_target_")
-    expert_trainer = PPOExpert(**values)
-    key = {"env": [ENV_ID, max_episode_steps], "expert": values, "seed": seed}
+    # the expert node python run.py expert=ppo expert.seed=<seed> composes, so the pipeline's
+    # cache entry and this one are the same
+    values = {**shipped("expert", "ppo", total_env_steps=EXPERT_ENV_STEPS), "seed": seed}
+    expert_trainer = PPOExpert(**{k: v for k, v in values.items() if k != "_target_"})
+    env_config = {"id": ENV_ID, "max_episode_steps": max_episode_steps}
+    key = expert_identity(env_config, values, expert_trainer, ENV_ID)
     cpu = torch.device("cpu")
 
     def build(tmp: Path) -> None:
@@ -76,8 +79,7 @@ def expert_and_demos(seed: int, max_episode_steps: int | None, n_episodes: int, 
 
     path, _ = ArtifactCache(cache_dir).get_or_build("experts", key, ".pt", build)
     expert = expert_trainer.load(path, env, cpu)
-    demo_seeds = np.random.default_rng([seed, 1]).integers(2**31, size=n_episodes).tolist()
-    return env, expert, rollout(expert, env, demo_seeds)
+    return env, expert, rollout(expert, env, demo_seeds(seed, n_episodes))
 
 
 def run_one(seed: int, args: argparse.Namespace) -> Result:
