@@ -287,7 +287,8 @@ def test_markdown_table_aligns_columns_and_refuses_a_row_of_another_width():
 def test_benchmark_preset_sweeps_every_learner_and_five_seeds_per_env():
     cfg = compose_config(["+experiment=benchmark", "env=hopper"])
     params = cfg.hydra.sweeper.params
-    assert set(params.learner.split(",")) == set(options("learner"))
+    # DAC (SAC's generator) is benchmarked on its own: experiments/results/ when measured
+    assert set(params.learner.split(",")) == set(options("learner")) - {"dac"}
     assert params.seed == "0,1,2,3,4"
     assert cfg.hydra.sweep.dir.startswith("multirun/benchmark/Hopper-v5/")
     budget = cfg.budget

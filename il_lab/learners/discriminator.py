@@ -189,3 +189,133 @@ class Discriminator(nn.Module):
 
     def forward(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         return self.logits(self.encode(obs, acts))
+
+
+# what GAIL and DAC share: the absorbing state's reward, and the discriminator's update ----------
+
+
+@torch.no_grad()
+def absorbing_reward(disc: Discriminator, form: str) -> float:
+    """The reward form ``form`` of the absorbing state, per step spent in it."""
+    return reward_from_logits(disc.logits(disc.absorbing_inputs(1)), form).item()
+
+
+def add_absorbing_tail(
+    rewards: torch.Tensor, terminated: torch.Tensor, r_abs: float, gamma: float
+) -> torch.Tensor:
+    """``rewards (n,)`` with a terminal transition's gaining ``gamma * r_abs / (1 - gamma)``.
+
+    The exact return of the absorbing state reached after it, ``sum_{k>=1} gamma^k r_abs``: the
+    generator's value targets stop at a terminal transition, so its reward carries the tail.
+    """
+    tail = gamma * r_abs / (1 - gamma)
+    return rewards + terminated.float() * tail
+
+
+def with_absorbing(
+    disc: Discriminator, inputs: torch.Tensor, n_terminals: int, gamma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``inputs (n, in_dim)`` and one absorbing row per terminal episode end, with sampling
+    weights ``(n + n_terminals,)``.
+
+    An episode that ends in a terminal state stays in the absorbing state for ever, and the
+    generator's return counts it ``1 / (1 - gamma)`` times (the discounted tail). So an
+    absorbing row is drawn ``1 / (1 - gamma)`` times as often as a transition, and the
+    discriminator sees the absorbing state in the proportion the return weighs it.
+    """
+    weights = torch.ones(len(inputs) + n_terminals, device=inputs.device)
+    weights[len(inputs) :] = 1.0 / (1.0 - gamma)
+    absorbing = disc.absorbing_inputs(n_terminals)
+    return torch.cat([inputs, absorbing]), weights
+
+
+def draw(
+    n_rows: int, n: int, generator: torch.Generator, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``n`` row indices drawn with replacement from ``n_rows``: uniformly, or in proportion
+    to ``weights``."""
+    if weights is None:
+        return torch.randint(n_rows, (n,), generator=generator, device=generator.device)
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def gradient_penalty(
+    disc: Discriminator, x_e: torch.Tensor, x_p: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """``(|grad logit| - 1)^2`` on random interpolations of expert and policy inputs.
+
+    With absorbing states only pairs of two real transitions are interpolated, and only
+    the observation and action inputs count: the flag is an indicator, not a direction to
+    be smooth along, and a penalty across it would tie the absorbing state's reward to its
+    neighbours' (on CartPole the generator then learned to fall at once).
+    """
+    mix = torch.rand(len(x_e), 1, generator=generator, device=generator.device)
+    if disc.absorbing:
+        real = (x_e[:, -1] == 0) & (x_p[:, -1] == 0)
+        x_e, x_p, mix = x_e[real], x_p[real], mix[real]
+        if len(mix) == 0:
+            return torch.zeros((), device=x_e.device)
+    x = (mix * x_e + (1 - mix) * x_p).requires_grad_(True)
+    (grad,) = torch.autograd.grad(disc.logits(x).sum(), x, create_graph=True)
+    if disc.absorbing:
+        grad = grad[:, :-1]
+    return ((grad.norm(dim=1) - 1) ** 2).mean()
+
+
+def train_discriminator(
+    disc: Discriminator,
+    optimizer: torch.optim.Optimizer,
+    hp: DiscriminatorHyperparameters,
+    *,
+    expert_in: torch.Tensor,
+    policy_in: torch.Tensor,
+    n_expert_terminals: int,
+    n_policy_terminals: int,
+    gamma: float,
+    n_updates: int,
+    reward_form: str,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """``n_updates`` Adam steps of binary cross-entropy, expert 1 against policy 0.
+
+    Each step draws ``hp.batch_size`` rows of each data set with replacement. With absorbing
+    states (``disc.absorbing``) each set gains one absorbing row per terminal episode end in it
+    (``with_absorbing``), drawn in proportion to its weight.
+
+    Args:
+        expert_in: the expert's encoded pairs ``(n_expert, in_dim)``.
+        policy_in: the generator's encoded pairs ``(n_policy, in_dim)``.
+        n_expert_terminals: the expert's episodes whose (kept) transitions end in a terminal.
+        n_policy_terminals: the generator's terminal transitions among ``policy_in``.
+        gamma: the generator's discount, which weighs the absorbing rows.
+
+    Returns:
+        The last step's ``train/disc_loss``, ``train/disc_acc_expert`` and
+        ``train/disc_acc_policy``, and with absorbing states ``train/disc_absorbing_reward``.
+    """
+    expert_weights = policy_weights = None
+    if disc.absorbing:
+        expert_in, expert_weights = with_absorbing(disc, expert_in, n_expert_terminals, gamma)
+        policy_in, policy_weights = with_absorbing(disc, policy_in, n_policy_terminals, gamma)
+    n = hp.batch_size
+    labels = torch.cat([torch.ones(n), torch.zeros(n)]).to(expert_in.device)  # expert 1, policy 0
+    disc.train()
+    for _ in range(n_updates):
+        x_e = expert_in[draw(len(expert_in), n, generator, expert_weights)]  # (n, in_dim)
+        x_p = policy_in[draw(len(policy_in), n, generator, policy_weights)]  # (n, in_dim)
+        logits = disc.logits(torch.cat([x_e, x_p]))  # (2n,)
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        if hp.grad_penalty > 0:
+            loss = loss + hp.grad_penalty * gradient_penalty(disc, x_e, x_p, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        stats = {
+            "train/disc_loss": loss.item(),
+            "train/disc_acc_expert": (logits[:n] > 0).float().mean().item(),
+            "train/disc_acc_policy": (logits[n:] < 0).float().mean().item(),
+        }
+    if disc.absorbing:
+        stats["train/disc_absorbing_reward"] = absorbing_reward(disc, reward_form)
+    return stats

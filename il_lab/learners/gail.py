@@ -31,7 +31,6 @@ from typing import Annotated
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.config.schema import (
@@ -48,7 +47,10 @@ from il_lab.learners.discriminator import (
     DiscriminatorHyperparameters,
     Pairs,
     RewardForm,
+    absorbing_reward,
+    add_absorbing_tail,
     reward_from_logits,
+    train_discriminator,
 )
 from il_lab.learners.supervised import fit
 from il_lab.networks.normalization import RunningMeanStd
@@ -197,11 +199,9 @@ class GAIL:
                 f"{prefix}pairs=state_next_state; allowed: 0 (it would read the actions)"
             )
 
-    @torch.no_grad()
     def absorbing_reward(self) -> float:
         """The configured reward form of the absorbing state, per step spent in it."""
-        logit = self.discriminator.logits(self.discriminator.absorbing_inputs(1))
-        return reward_from_logits(logit, self.reward_form).item()
+        return absorbing_reward(self.discriminator, self.reward_form)
 
     def _reward_fn(
         self,
@@ -225,8 +225,7 @@ class GAIL:
         if self.absorbing:
             self._policy_terminals += int(terminated.sum())
             gamma = self.trainer.hp.gamma
-            tail = gamma * self.absorbing_reward() / (1 - gamma)
-            rewards = rewards + terminated.float() * tail
+            rewards = add_absorbing_tail(rewards, terminated, self.absorbing_reward(), gamma)
         if not self.normalize_reward:
             return rewards
         self.reward_scale.update(rewards)
@@ -241,79 +240,23 @@ class GAIL:
         policy_obs = torch.cat(self._policy_obs)
         policy_second = torch.cat(self._policy_second)
         self._policy_obs, self._policy_second = [], []
-        disc, hp = self.discriminator, self.disc_hp
-        expert_in = disc.encode(self.expert_obs, self.expert_second)  # (n_expert, in_dim)
-        policy_in = disc.encode(policy_obs, policy_second)  # (n_policy, in_dim)
-        expert_weights = policy_weights = None
-        if self.absorbing:
-            expert_in, expert_weights = self._with_absorbing(expert_in, self.n_expert_terminals)
-            policy_in, policy_weights = self._with_absorbing(policy_in, self._policy_terminals)
-            self._policy_terminals = 0
-        n = hp.batch_size
-        labels = torch.cat([torch.ones(n), torch.zeros(n)]).to(self.device)  # expert 1, policy 0
-        disc.train()
-        for _ in range(self.n_disc_updates):
-            x_e = expert_in[self._draw(len(expert_in), n, expert_weights)]  # (n, in_dim)
-            x_p = policy_in[self._draw(len(policy_in), n, policy_weights)]  # (n, in_dim)
-            logits = disc.logits(torch.cat([x_e, x_p]))  # (2n,)
-            loss = F.binary_cross_entropy_with_logits(logits, labels)
-            if hp.grad_penalty > 0:
-                loss = loss + hp.grad_penalty * self._gradient_penalty(x_e, x_p)
-            self.disc_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.disc_optimizer.step()
-            self._disc_steps += 1
-        with torch.no_grad():
-            stats = {
-                "train/disc_loss": loss.item(),
-                "train/disc_acc_expert": (logits[:n] > 0).float().mean().item(),
-                "train/disc_acc_policy": (logits[n:] < 0).float().mean().item(),
-            }
-        if self.absorbing:
-            stats["train/disc_absorbing_reward"] = self.absorbing_reward()
+        disc = self.discriminator
+        stats = train_discriminator(
+            disc,
+            self.disc_optimizer,
+            self.disc_hp,
+            expert_in=disc.encode(self.expert_obs, self.expert_second),  # (n_expert, in_dim)
+            policy_in=disc.encode(policy_obs, policy_second),  # (n_policy, in_dim)
+            n_expert_terminals=self.n_expert_terminals,
+            n_policy_terminals=self._policy_terminals,
+            gamma=self.trainer.hp.gamma,
+            n_updates=self.n_disc_updates,
+            reward_form=self.reward_form,
+            generator=self.generator,
+        )
+        self._policy_terminals = 0
+        self._disc_steps += self.n_disc_updates
         return stats
-
-    def _with_absorbing(
-        self, inputs: torch.Tensor, n_terminals: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``inputs`` and one absorbing row per terminal episode end, with sampling weights.
-
-        An episode that ends in a terminal state stays in the absorbing state for ever, and the
-        generator's return counts it ``1 / (1 - gamma)`` times (the discounted tail). So an
-        absorbing row is drawn ``1 / (1 - gamma)`` times as often as a transition, and the
-        discriminator sees the absorbing state in the proportion the return weighs it.
-        """
-        weights = torch.ones(len(inputs) + n_terminals, device=self.device)
-        weights[len(inputs) :] = 1.0 / (1.0 - self.trainer.hp.gamma)
-        absorbing = self.discriminator.absorbing_inputs(n_terminals)
-        return torch.cat([inputs, absorbing]), weights
-
-    def _draw(self, n_rows: int, n: int, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` row indices drawn with replacement from ``n_rows``: uniformly, or in
-        proportion to ``weights``."""
-        if weights is None:
-            return torch.randint(n_rows, (n,), generator=self.generator, device=self.device)
-        return torch.multinomial(weights, n, replacement=True, generator=self.generator)
-
-    def _gradient_penalty(self, x_e: torch.Tensor, x_p: torch.Tensor) -> torch.Tensor:
-        """``(|grad logit| - 1)^2`` on random interpolations of expert and policy inputs.
-
-        With absorbing states only pairs of two real transitions are interpolated, and only
-        the observation and action inputs count: the flag is an indicator, not a direction to
-        be smooth along, and a penalty across it would tie the absorbing state's reward to its
-        neighbours' (on CartPole the generator then learned to fall at once).
-        """
-        mix = torch.rand(len(x_e), 1, generator=self.generator, device=self.device)
-        if self.absorbing:
-            real = (x_e[:, -1] == 0) & (x_p[:, -1] == 0)
-            x_e, x_p, mix = x_e[real], x_p[real], mix[real]
-            if len(mix) == 0:
-                return torch.zeros((), device=self.device)
-        x = (mix * x_e + (1 - mix) * x_p).requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.discriminator.logits(x).sum(), x, create_graph=True)
-        if self.absorbing:
-            grad = grad[:, :-1]
-        return ((grad.norm(dim=1) - 1) ** 2).mean()
 
     # BC warm start ---------------------------------------------------------------------------
 

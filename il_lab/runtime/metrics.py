@@ -75,6 +75,24 @@ LEARNER_TAGS = {
         "train/disc_reward_mean",
         "train/disc_absorbing_reward",
     },
+    # DAC: SAC's own tags (il_lab.rl.sac.SAC_TAGS; train/ent_coef_loss only with a learned
+    # alpha) and GAIL's discriminator tags, every tag against env steps
+    "dac": frozenset(
+        {
+            "rollout/ep_rew_mean",
+            "rollout/ep_len_mean",
+            "time/fps",
+            "train/actor_loss",
+            "train/critic_loss",
+            "train/ent_coef",
+            "train/ent_coef_loss",
+            "train/disc_loss",
+            "train/disc_acc_expert",
+            "train/disc_acc_policy",
+            "train/disc_reward_mean",
+            "train/disc_absorbing_reward",
+        }
+    ),
 }
 
 METRICS_KEYS = (

@@ -1,0 +1,315 @@
+"""DAC, Discriminator-Actor-Critic (Kostrikov et al. 2019, arXiv:1809.02925).
+
+Adversarial imitation with an off-policy generator: GAIL's discriminator (expert pairs 1, policy
+pairs 0) and our SAC (``il_lab.rl.sac``) in place of PPO, so every env step is reused from the
+replay buffer for many updates. The two alternate: SAC runs ``disc_update_interval`` env steps
+(collecting and updating as it always does), then the discriminator takes ``n_disc_updates``
+minibatch steps of binary cross-entropy on the expert's pairs against policy pairs drawn
+UNIFORMLY from the whole replay buffer (as Kostrikov et al. do, without importance weights: the
+policy's data is the mixture of every past policy's).
+
+The generator's reward is never stored. SAC's ``reward_fn`` rewards each batch it samples, at
+update time, with the CURRENT discriminator, so a transition collected long ago is judged as the
+discriminator judges it now (``tests/test_dac.py`` checks that a discriminator update changes the
+reward of the same batch).
+
+Absorbing states (``absorbing``, on by default) as in GAIL, the same code
+(``il_lab.learners.discriminator``): the discriminator learns the absorbing state's reward
+``r_abs`` from one absorbing row per terminal episode end in each data set, the expert's (kept
+terminal transitions of the demonstrations) and the policy's (terminal transitions in the
+buffer), each drawn ``1 / (1 - gamma)`` times as often as a transition. For the generator, a
+terminal transition's reward gains the absorbing state's discounted tail
+``gamma * r_abs / (1 - gamma)``: SAC's target ``r + gamma (1 - terminated) V(s')`` stops at a
+terminal transition, and the tail is exactly what bootstrapping into an absorbing state that
+earns ``r_abs`` for ever would add. (Kostrikov et al. store absorbing transitions and let the
+critic learn their value; the closed form needs no change to the buffer or the critic. The
+absorbing state carries no entropy bonus: no policy acts there.) Time-limit truncations are never
+absorbing: SAC bootstraps from the final observation, as everywhere else.
+
+Reads ``obs`` and ``acts`` of the demonstrations' kept transitions (``kept_states``,
+``kept_actions``); with ``pairs=state_next_state`` (DAC from observation, as GAIfO is GAIL's) it
+reads ``obs`` alone. The rewards in the file are never read. Box actions only (SAC's). Its
+x-axis is env steps (reset steps included, as SAC counts them) for every tag: SAC's own
+(``SAC_TAGS``, every 1000 env steps) and the discriminator's after each update.
+"""
+
+import logging
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from il_lab.config.schema import Size
+from il_lab.datasets.trajectories import kept_actions, kept_states
+from il_lab.envs import EnvSpec
+from il_lab.errors import ConfigError
+from il_lab.interfaces import LearnerInputs
+from il_lab.learners.discriminator import (
+    Discriminator,
+    DiscriminatorHyperparameters,
+    Pairs,
+    RewardForm,
+    absorbing_reward,
+    add_absorbing_tail,
+    reward_from_logits,
+    train_discriminator,
+)
+from il_lab.rl.sac import SACHyperparameters, SACPolicy, SACTrainer
+from il_lab.runtime.checkpoint import Checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class DAC:
+    """DAC around our SAC; see the module docstring.
+
+    Args:
+        sac: the generator's SAC settings (``total_env_steps`` there caps the buffer).
+        discriminator: the discriminator's network and optimizer.
+        total_env_steps: the generator's env-step budget.
+        disc_update_interval: generator env steps between discriminator updates.
+        n_disc_updates: discriminator minibatch steps at each update.
+        reward: ``gail`` | ``airl`` | ``log_d`` (``il_lab.learners.discriminator``).
+        absorbing: terminal states lead to a learned absorbing state (module docstring).
+        pairs: ``state_action`` (DAC) or ``state_next_state`` (from observation only: the
+            demonstrations' actions are never read).
+        inputs: the runtime objects every learner receives; the expert is never queried.
+    """
+
+    @staticmethod
+    def check_env(env: EnvSpec, prefix: str) -> None:
+        """SAC acts in Box action spaces only (the gate calls this before any work)."""
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ConfigError(
+                f"learner=dac cannot act in env.id={env.id!r} (action space {env.action_space}); "
+                "allowed: an env with Box actions (SAC's), e.g. env=pendulum"
+            )
+
+    def __init__(
+        self,
+        *,
+        sac: SACHyperparameters,
+        discriminator: DiscriminatorHyperparameters,
+        total_env_steps: Size,
+        disc_update_interval: Size,
+        n_disc_updates: Size,
+        reward: RewardForm = "airl",
+        absorbing: bool = True,
+        pairs: Pairs = "state_action",
+        inputs: LearnerInputs,
+    ) -> None:
+        env, demonstrations, rng = inputs.env, inputs.demonstrations, inputs.rng
+        if not demonstrations:
+            raise ConfigError("DAC needs demonstrations; allowed: budget.demo_episodes >= 1")
+        self.check_env(env, "learner.")
+        self.env = env
+        self.rng = rng
+        self.device = inputs.device
+        self.total_env_steps = total_env_steps
+        self.disc_update_interval = disc_update_interval
+        self.n_disc_updates = n_disc_updates
+        self.reward_form = reward
+        self.absorbing = absorbing
+        self.disc_hp = discriminator
+        # one absorbing sample per expert episode whose kept transitions end in a terminal state
+        self.n_expert_terminals = sum(t.ends_in_kept_terminal for t in demonstrations)
+
+        # the expert's pairs: (s, a), or (s, s') without reading an action
+        self.state_only = pairs == "state_next_state"
+        obs, next_obs = kept_states(demonstrations)  # (n, obs_dim) each
+        second = next_obs if self.state_only else kept_actions(demonstrations)
+        self.expert_obs = torch.as_tensor(obs, device=self.device)  # (n, obs_dim)
+        # (n, action_dim) actions or (n, obs_dim) next observations
+        self.expert_second = torch.as_tensor(
+            second.reshape(len(second), -1), dtype=torch.float32, device=self.device
+        )
+
+        # the generator
+        seed = int(rng.integers(2**31))
+        self.trainer = SACTrainer(
+            sac, env=env, seed=seed, device=self.device, reward_fn=self._reward_fn
+        )
+
+        # the discriminator
+        self.discriminator = Discriminator(
+            observation_space=env.observation_space,
+            action_space=env.action_space,
+            hidden_sizes=discriminator.hidden_sizes,
+            activation=discriminator.activation,
+            obs_mean=obs.mean(0),
+            obs_std=obs.std(0) + 1e-6,
+            absorbing=absorbing,
+            pairs=pairs,
+        ).to(self.device)
+        self.disc_optimizer = torch.optim.Adam(
+            self.discriminator.parameters(), lr=discriminator.learning_rate
+        )
+        self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self._disc_steps = 0
+        self._reward_sum, self._reward_count = 0.0, 0  # raw rewards given since the last update
+        self._checkpoint: Checkpoint | None = None
+
+    # the generator's reward -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def reward(self, obs: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """The configured reward form of the current discriminator, ``(n,)``."""
+        return reward_from_logits(self.discriminator(obs, second), self.reward_form)
+
+    def absorbing_reward(self) -> float:
+        """The configured reward form of the absorbing state, per step spent in it."""
+        return absorbing_reward(self.discriminator, self.reward_form)
+
+    def _reward_fn(
+        self,
+        obs: torch.Tensor,
+        acts: torch.Tensor,
+        next_obs: torch.Tensor,
+        terminated: torch.Tensor,
+    ) -> torch.Tensor:
+        """``SACTrainer``'s ``reward_fn``: the reward of one sampled batch ``(batch,)`` under the
+        current discriminator, a terminal transition's with the absorbing state's tail added."""
+        rewards = self.reward(obs, next_obs if self.state_only else acts)
+        self._reward_sum += rewards.sum().item()
+        self._reward_count += rewards.numel()
+        if self.absorbing:
+            gamma = self.trainer.hp.gamma
+            rewards = add_absorbing_tail(rewards, terminated, self.absorbing_reward(), gamma)
+        return rewards
+
+    # the discriminator -----------------------------------------------------------------------
+
+    def policy_pairs(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The whole replay buffer as the discriminator's policy data: raw ``obs (n, obs_dim)``,
+        env actions ``(n, action_dim)`` or next observations, and the number of terminals."""
+        buffer, size = self.trainer.buffer, self.trainer.buffer.size
+        data = {key: column[:size] for key, column in buffer.data.items()}
+        if self.state_only:
+            second = data["next_obs"]
+        else:
+            with torch.no_grad():
+                second = self.trainer.policy.to_env(data["acts"])  # stored in [-1, 1]
+        return data["obs"], second, int(data["terminated"].sum())
+
+    def update_discriminator(self) -> dict[str, float]:
+        """``n_disc_updates`` steps on the expert's pairs against the replay buffer's."""
+        if self.trainer.buffer.size == 0:
+            return {}
+        policy_obs, policy_second, n_policy_terminals = self.policy_pairs()
+        disc = self.discriminator
+        stats = train_discriminator(
+            disc,
+            self.disc_optimizer,
+            self.disc_hp,
+            expert_in=disc.encode(self.expert_obs, self.expert_second),  # (n_expert, in_dim)
+            policy_in=disc.encode(policy_obs, policy_second),  # (buffer size, in_dim)
+            n_expert_terminals=self.n_expert_terminals,
+            n_policy_terminals=n_policy_terminals,
+            gamma=self.trainer.hp.gamma,
+            n_updates=self.n_disc_updates,
+            reward_form=self.reward_form,
+            generator=self.generator,
+        )
+        self._disc_steps += self.n_disc_updates
+        return stats
+
+    # the loop ----------------------------------------------------------------------------------
+
+    def learn(
+        self, logger: SummaryWriter | None = None, checkpoint: Checkpoint | None = None
+    ) -> None:
+        """Train for ``total_env_steps`` generator env steps, logging to ``logger``.
+
+        With ``checkpoint``, save after every discriminator update and continue from the last
+        saved one if there is one.
+        """
+        trainer = self.trainer
+        trainer.writer = logger  # SAC's own tags and rollout/ep_rew_mean, against env steps
+        self._checkpoint = checkpoint
+        saved = checkpoint.resume() if checkpoint is not None else None
+        if saved is not None:
+            self.load_state_dict(saved)
+        try:
+            self.run_rounds(self.total_env_steps - trainer.num_timesteps)
+        finally:
+            self.close()
+        ret = np.mean(trainer.episode_returns) if trainer.episode_returns else float("nan")
+        log.info(
+            "DAC: %d env steps, %d discriminator + %d SAC gradient steps; env return %.1f",
+            trainer.num_timesteps,
+            self._disc_steps,
+            trainer.n_updates,
+            ret,
+        )
+
+    def run_rounds(self, n_env_steps: int) -> None:
+        """Alternate SAC's env steps and discriminator updates for ``n_env_steps`` more steps.
+
+        ``learn`` runs the whole budget at once; a benchmark may call this in pieces and
+        evaluate ``policy`` between them.
+        """
+        trainer = self.trainer
+        target = trainer.num_timesteps + n_env_steps
+        while trainer.num_timesteps < target:
+            trainer.learn(min(self.disc_update_interval, target - trainer.num_timesteps))
+            stats = self.update_discriminator()
+            if self._reward_count:
+                stats["train/disc_reward_mean"] = self._reward_sum / self._reward_count
+            self._reward_sum, self._reward_count = 0.0, 0
+            log.debug("DAC at %d env steps: %s", trainer.num_timesteps, stats)
+            if trainer.writer is not None:
+                for tag, value in stats.items():
+                    trainer.writer.add_scalar(tag, value, trainer.num_timesteps)
+            if self._checkpoint is not None:
+                self._checkpoint.save(
+                    self.state_dict(), f"DAC at {trainer.num_timesteps} env steps"
+                )
+
+    def state_dict(self) -> dict:
+        """Everything the next rounds depend on, taken between rounds.
+
+        The generator's part is ``SACTrainer.state_dict``: networks, optimizer, temperature,
+        replay buffer, generator, counters and recent episodes, and the envs mid-episode where
+        they pickle (classic control; MuJoCo and Box2D envs start new episodes on resume). The
+        buffer makes the file large (tens of MB at 300k transitions): ``checkpoint.min_interval_s``
+        spaces the saves.
+        """
+        return {
+            "sac": self.trainer.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "disc_optimizer": self.disc_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "disc_steps": self._disc_steps,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trainer.load_state_dict(state["sac"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        self.generator.set_state(state["generator"])
+        self._disc_steps = state["disc_steps"]
+        self.rng.bit_generator.state = state["rng"]
+
+    def close(self) -> None:
+        """Close the generator's envs."""
+        self.trainer.close()
+
+    @property
+    def policy(self) -> SACPolicy:
+        return self.trainer.policy
+
+    @property
+    def env_steps(self) -> int:
+        """The generator's env steps (reset steps included, as SAC counts them)."""
+        return self.trainer.num_timesteps
+
+    @property
+    def expert_queries(self) -> int:
+        return 0
+
+    @property
+    def gradient_steps(self) -> int:
+        """Discriminator steps + SAC updates."""
+        return self._disc_steps + self.trainer.n_updates
