@@ -245,6 +245,7 @@ def test_runs_file_stands_in_for_its_sweep_once_the_folders_are_gone(tmp_path, c
         read_jobs([tmp_path / "missing"])
 
 
+@pytest.mark.slow
 def test_compare_cli_saves_runs_and_reads_them_back(tmp_path):
     sweeps = write_sweeps(tmp_path / "sweeps")
     runs = tmp_path / "all.jsonl"

@@ -172,6 +172,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(tmp_path, monkeypatch):
     reference = make_dac(total_env_steps=1000)
     reference.learn(None)
@@ -236,6 +237,7 @@ def test_dacs_tags_are_sacs_and_the_discriminators():
     assert LEARNER_TAGS["dac"] == set(SAC_TAGS) | discriminator_tags
 
 
+@pytest.mark.slow
 def test_dac_smoke_run_through_the_pipeline(tmp_path):
     # 1000 env steps, so that SAC logs its tags once (every 1000); the discriminator first
     # trains at 500, before SAC's first update

@@ -54,6 +54,7 @@ def test_the_docs_show_commands():
     assert len(COMMANDS) > 20 and "+experiment=benchmark env=hopper" in " ".join(COMMANDS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_shown_command_composes_and_passes_the_gate(command):
     checked = pipeline.check(compose_config(overrides_of(command)))

@@ -60,13 +60,8 @@ def test_each_preset_brings_its_expert_and_a_user_choice_still_wins(env):
     chosen = compose_config([f"env={env}", f"expert={other}"])
     assert HydraConfig.get().runtime.choices.expert == other
     assert chosen.expert._target_ != cfg.expert._target_
-    for learner in options("learner"):
-        cfg = compose_config([f"env={env}", f"learner={learner}"])
-        if learner in BOX_ONLY and env in DISCRETE:
-            with pytest.raises(ConfigError, match=f"learner={learner} cannot act"):
-                pipeline.check(cfg)
-            continue
-        assert pipeline.check(cfg).env.id == PRESETS[env]
+    # the default learner passes the gate here; every learner does in the slow test below
+    assert pipeline.check(compose_config([f"env={env}"])).env.id == PRESETS[env]
 
 
 @pytest.mark.slow
