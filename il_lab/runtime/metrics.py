@@ -1,6 +1,7 @@
 """TensorBoard writers, the documented tag names, and ``metrics.json``.
 
-Every tag a stage writes is listed here (and in README.md); a test checks a smoke run against it.
+Every tag a stage writes is listed here (and in docs/run_folder.md); a test checks a smoke run
+against it.
 """
 
 import json
