@@ -237,6 +237,7 @@ def test_expert_path_takes_any_sb3_algorithm_and_refuses_a_mismatch(tmp_path):
         load_model(tmp_path / "junk.zip", env, CPU)
 
 
+@pytest.mark.slow  # a subprocess: python run.py from the start
 def test_a_missing_env_dependency_is_refused_in_one_line(tmp_path):
     """Box2D made unimportable for real: gymnasium's own import guard raises, we refuse."""
     code = (

@@ -166,6 +166,7 @@ def test_a_run_exports_and_trains_again_from_minari_with_the_same_results(tmp_pa
             assert again[key] == value, key
 
 
+@pytest.mark.slow  # a subprocess: python run.py from the start
 def test_run_py_refuses_a_dataset_that_is_not_local_in_one_line(tmp_path, minari_root):
     result = subprocess.run(
         [
