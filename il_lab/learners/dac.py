@@ -36,7 +36,6 @@ x-axis is env steps (reset steps included, as SAC counts them) for every tag: SA
 import logging
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
@@ -52,6 +51,8 @@ from il_lab.learners.discriminator import (
     RewardForm,
     absorbing_reward,
     add_absorbing_tail,
+    end_round,
+    learn_in_rounds,
     reward_from_logits,
     train_discriminator,
 )
@@ -224,24 +225,7 @@ class DAC:
         With ``checkpoint``, save after every discriminator update and continue from the last
         saved one if there is one.
         """
-        trainer = self.trainer
-        trainer.writer = logger  # SAC's own tags and rollout/ep_rew_mean, against env steps
-        self._checkpoint = checkpoint
-        saved = checkpoint.resume() if checkpoint is not None else None
-        if saved is not None:
-            self.load_state_dict(saved)
-        try:
-            self.run_rounds(self.total_env_steps - trainer.num_timesteps)
-        finally:
-            self.close()
-        ret = np.mean(trainer.episode_returns) if trainer.episode_returns else float("nan")
-        log.info(
-            "DAC: %d env steps, %d discriminator + %d SAC gradient steps; env return %.1f",
-            trainer.num_timesteps,
-            self._disc_steps,
-            trainer.n_updates,
-            ret,
-        )
+        learn_in_rounds(self, logger, checkpoint, "DAC")
 
     def run_rounds(self, n_env_steps: int) -> None:
         """Alternate SAC's env steps and discriminator updates for ``n_env_steps`` more steps.
@@ -257,14 +241,7 @@ class DAC:
             if self._reward_count:
                 stats["train/disc_reward_mean"] = self._reward_sum / self._reward_count
             self._reward_sum, self._reward_count = 0.0, 0
-            log.debug("DAC at %d env steps: %s", trainer.num_timesteps, stats)
-            if trainer.writer is not None:
-                for tag, value in stats.items():
-                    trainer.writer.add_scalar(tag, value, trainer.num_timesteps)
-            if self._checkpoint is not None:
-                self._checkpoint.save(
-                    self.state_dict(), f"DAC at {trainer.num_timesteps} env steps"
-                )
+            end_round(self, stats, "DAC")
 
     def state_dict(self) -> dict:
         """Everything the next rounds depend on, taken between rounds.

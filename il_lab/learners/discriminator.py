@@ -54,6 +54,7 @@ normalized score -0.98 on LunarLander (5 seeds) against 0.965 with it. On CartPo
 hurts (0.631 against 1.000), so it is off by default and on in every other env preset.
 """
 
+import logging
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -66,6 +67,8 @@ from torch.nn import functional as F
 
 from il_lab.config.schema import Activation, HiddenSizes, NonNegative, Positive, Size, check_fields
 from il_lab.networks import MLPNet
+
+log = logging.getLogger(__name__)
 
 RewardForm = Literal["gail", "airl", "log_d"]
 # What the discriminator compares: (s, a) pairs (GAIL, DAC) or (s, s') pairs (GAIfO, state-only)
@@ -319,3 +322,39 @@ def train_discriminator(
     if disc.absorbing:
         stats["train/disc_absorbing_reward"] = absorbing_reward(disc, reward_form)
     return stats
+
+
+# the loop GAIL and DAC share: the generator (PPO or SAC) runs rounds, the discriminator follows
+
+
+def learn_in_rounds(learner, logger, checkpoint, name: str) -> None:
+    """``learner.learn``: resume from ``checkpoint`` if it holds a state, run the rest of the
+    budget in rounds (``learner.run_rounds``), close the envs, log a summary line."""
+    trainer = learner.trainer
+    trainer.writer = logger  # the generator's own tags and rollout/ep_rew_mean, vs env steps
+    learner._checkpoint = checkpoint
+    saved = checkpoint.resume() if checkpoint is not None else None
+    if saved is not None:
+        learner.load_state_dict(saved)
+    try:
+        learner.run_rounds(learner.total_env_steps - trainer.num_timesteps)
+    finally:
+        learner.close()
+    ret = np.mean(trainer.episode_returns) if trainer.episode_returns else float("nan")
+    log.info(
+        "%s: %d env steps, %d discriminator + %d generator gradient steps; env return %.1f",
+        name, trainer.num_timesteps, learner._disc_steps, trainer.n_updates, ret,
+    )  # fmt: skip
+
+
+def end_round(learner, stats: dict[str, float], name: str) -> None:
+    """After a round: the discriminator's statistics to TensorBoard, then a checkpoint."""
+    trainer = learner.trainer
+    log.debug("%s at %d env steps: %s", name, trainer.num_timesteps, stats)
+    if trainer.writer is not None:
+        for tag, value in stats.items():
+            trainer.writer.add_scalar(tag, value, trainer.num_timesteps)
+    if learner._checkpoint is not None:
+        learner._checkpoint.save(
+            learner.state_dict(), f"{name} at {trainer.num_timesteps} env steps"
+        )

@@ -28,7 +28,6 @@ training unless that switch is set.
 import logging
 from typing import Annotated
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
@@ -49,6 +48,8 @@ from il_lab.learners.discriminator import (
     RewardForm,
     absorbing_reward,
     add_absorbing_tail,
+    end_round,
+    learn_in_rounds,
     reward_from_logits,
     train_discriminator,
 )
@@ -293,24 +294,7 @@ class GAIL:
         With ``checkpoint``, save after every round and continue from the last saved one if
         there is one (see ``state_dict`` for what a resumed run does not get back).
         """
-        trainer = self.trainer
-        trainer.writer = logger  # PPO's own tags and rollout/ep_rew_mean, against env steps
-        self._checkpoint = checkpoint
-        saved = checkpoint.resume() if checkpoint is not None else None
-        if saved is not None:
-            self.load_state_dict(saved)
-        try:
-            self.run_rounds(self.total_env_steps - trainer.num_timesteps)
-        finally:
-            self.close()
-        ret = np.mean(trainer.episode_returns) if trainer.episode_returns else float("nan")
-        log.info(
-            "GAIL: %d env steps, %d discriminator + %d PPO gradient steps; env return %.1f",
-            trainer.num_timesteps,
-            self._disc_steps,
-            trainer.n_updates,
-            ret,
-        )
+        learn_in_rounds(self, logger, checkpoint, "GAIL")
 
     def run_rounds(self, n_env_steps: int) -> None:
         """Alternate generator rounds and discriminator updates for ``n_env_steps`` more steps.
@@ -327,18 +311,12 @@ class GAIL:
         target = trainer.num_timesteps + n_env_steps
         while trainer.num_timesteps < target:
             trainer.learn(min(self.round_env_steps, target - trainer.num_timesteps))
+            stats = {}  # with train_on_true_reward the discriminator stays untrained
             if not self.train_on_true_reward:
                 stats = self.update_discriminator()
                 stats["train/disc_reward_mean"] = self._reward_sum / max(1, self._reward_count)
                 self._reward_sum, self._reward_count = 0.0, 0
-                log.debug("GAIL at %d env steps: %s", trainer.num_timesteps, stats)
-                if trainer.writer is not None:
-                    for tag, value in stats.items():
-                        trainer.writer.add_scalar(tag, value, trainer.num_timesteps)
-            if self._checkpoint is not None:
-                self._checkpoint.save(
-                    self.state_dict(), f"GAIL at {trainer.num_timesteps} env steps"
-                )
+            end_round(self, stats, "GAIL")
 
     def state_dict(self) -> dict:
         """Everything the next rounds depend on, taken between rounds.
