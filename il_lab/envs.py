@@ -100,6 +100,16 @@ class EnvSpec:
             )
 
 
+def check_box_actions(env: EnvSpec, option: str) -> None:
+    """Refuse ``option`` (e.g. ``learner=dac``) in an env without Box actions: SAC acts in a
+    bounded Box only. Called by the gate, before any work."""
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise ConfigError(
+            f"{option} cannot act in env.id={env.id!r} (action space {env.action_space}); "
+            "allowed: an env with Box actions (SAC's), e.g. env=pendulum"
+        )
+
+
 def describe_space(space: gym.Space) -> dict:
     """A JSON-able description of a space, used to check files and models against an env."""
     if isinstance(space, gym.spaces.Discrete):

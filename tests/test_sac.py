@@ -237,3 +237,31 @@ def test_sac_learns_pendulum():
     trainer = SACTrainer(hp, env=PENDULUM, seed=0)
     trainer.learn(hp.total_env_steps)
     assert evaluate(trainer.policy, PENDULUM, eval_seeds(1000, 10)).mean > -400
+
+
+# expert=sac ------------------------------------------------------------------------------------
+
+
+def test_expert_sac_trains_saves_and_loads_through_its_config(tmp_path):
+    from conftest import compose_config
+    from hydra.utils import instantiate
+
+    from il_lab import pipeline
+    from il_lab.experts.sac import SACExpert
+
+    cfg = compose_config(["env=pendulum", "expert=sac"])
+    assert cfg.tuned.name == "pendulum_sac" and cfg.expert.learning_rate == 1e-3
+    expert = instantiate(cfg.expert, total_env_steps=1000, learning_starts=900, net_arch=[32, 32])
+    assert isinstance(expert, SACExpert) and expert.file_suffix == ".pt"
+    policy = expert.train(PENDULUM, seed=0, tb_dir=tmp_path / "tb", device=torch.device("cpu"))
+    expert.save(policy, tmp_path / "expert.pt")
+    loaded = expert.load(tmp_path / "expert.pt", PENDULUM, torch.device("cpu"))
+    obs = np.random.default_rng(0).uniform(-1, 1, (8, 3)).astype(np.float32)
+    assert np.array_equal(loaded.predict(obs)[0], policy.predict(obs)[0])
+    tags = EventAccumulator(str(tmp_path / "tb")).Reload().Tags()["scalars"]
+    assert "train/critic_loss" in tags and set(tags) <= set(SAC_TAGS)
+    with pytest.raises(ConfigError, match="expert.path='.*' has another observation_space"):
+        expert.load(tmp_path / "expert.pt", EnvSpec("MountainCarContinuous-v0"), "cpu")
+    # the gate refuses it where SAC cannot act, before any work
+    with pytest.raises(ConfigError, match="expert=sac cannot act in env.id='CartPole-v1'"):
+        pipeline.check(compose_config(["env=cartpole", "expert=sac"]))

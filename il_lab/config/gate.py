@@ -68,9 +68,10 @@ def check_config(config: Mapping, expert_node: Any, learner_node: Any) -> Checke
     expert_trainer = _built(lambda: instantiate(expert_node, _convert_="all"))
     make_learner = _built(lambda: instantiate(learner_node, _partial_=True, _convert_="all"))
     _check_networks(config["learner"], env, "learner.")
-    learner = _target(config["learner"], "learner")
-    if hasattr(learner, "check_env"):  # rules that need the env's spaces
-        learner.check_env(env, "learner.")
+    for group in ("expert", "learner"):
+        component = _target(config[group], group)
+        if hasattr(component, "check_env"):  # rules that need the env's spaces
+            component.check_env(env, f"{group}.")
     return Checked(env=env, expert_trainer=expert_trainer, make_learner=make_learner)
 
 

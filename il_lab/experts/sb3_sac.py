@@ -24,13 +24,7 @@ from il_lab.config.schema import (
 )
 from il_lab.experts.sb3 import SB3Expert, linear_schedule
 from il_lab.rl.policy import ACTIVATIONS
-
-
-def _is_ent_coef(value: object) -> bool:
-    if isinstance(value, str):
-        head, _, initial = value.partition("_")
-        return head == "auto" and (not initial or initial.replace(".", "", 1).isdigit())
-    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
+from il_lab.rl.sac import ENT_COEF
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +54,7 @@ class SB3SACExpert(SB3Expert):
     gamma: Annotated[float, Unit]
     train_freq: Size
     gradient_steps: Annotated[int, Check(lambda v: v == -1 or v >= 1, ">= 1, or -1")]
-    ent_coef: Annotated[float | str, Check(_is_ent_coef, "(>= 0), auto or auto_<initial value>")]
+    ent_coef: Annotated[float | str, ENT_COEF]  # our SAC's rule: SB3's values
     net_arch: HiddenSizes
     activation: Activation = "relu"
     use_sde: bool = False

@@ -35,13 +35,12 @@ x-axis is env steps (reset steps included, as SAC counts them) for every tag: SA
 
 import logging
 
-import gymnasium as gym
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from il_lab.config.schema import Size
 from il_lab.datasets.trajectories import kept_actions, kept_states
-from il_lab.envs import EnvSpec
+from il_lab.envs import EnvSpec, check_box_actions
 from il_lab.errors import ConfigError
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.discriminator import (
@@ -81,11 +80,7 @@ class DAC:
     @staticmethod
     def check_env(env: EnvSpec, prefix: str) -> None:
         """SAC acts in Box action spaces only (the gate calls this before any work)."""
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise ConfigError(
-                f"learner=dac cannot act in env.id={env.id!r} (action space {env.action_space}); "
-                "allowed: an env with Box actions (SAC's), e.g. env=pendulum"
-            )
+        check_box_actions(env, "learner=dac")
 
     def __init__(
         self,

@@ -314,10 +314,15 @@ class SACTrainer:
         if self.episode_returns:
             stats["rollout/ep_rew_mean"] = float(np.mean(self.episode_returns))
             stats["rollout/ep_len_mean"] = float(np.mean(self.episode_lengths))
-        stats["time/fps"] = int(self.num_timesteps / max(self._train_seconds, 1e-9))
+        stats["time/fps"] = int(self.fps)
         log.debug("SAC at %d env steps: %s", self.num_timesteps, stats)
         for tag, value in stats.items() if self.writer is not None else ():
             self.writer.add_scalar(tag, value, self.num_timesteps)
+
+    @property
+    def fps(self) -> float:
+        """Env steps per second of training so far (collection and updates)."""
+        return self.num_timesteps / max(self._train_seconds, 1e-9)
 
     def close(self) -> None:
         self.venv.close()

@@ -105,10 +105,15 @@ class SACPolicy(nn.Module):
 
     @classmethod
     def load(
-        cls, path: str | Path, env: EnvSpec, device: torch.device | str = "cpu"
+        cls,
+        path: str | Path,
+        env: EnvSpec,
+        device: torch.device | str = "cpu",
+        key: str = "path",
     ) -> "SACPolicy":
-        """A policy saved by ``save``, once its spaces are checked against ``env``'s."""
-        where = f"path={str(path)!r}"
+        """A policy saved by ``save``, once its spaces are checked against ``env``'s; errors
+        name the config ``key`` that gave ``path``."""
+        where = f"{key}={str(path)!r}"
         try:
             saved = torch.load(path, map_location=device, weights_only=True)
         except Exception as e:  # missing, zip, pickle and torch errors alike
