@@ -166,6 +166,21 @@ def test_a_run_exports_and_trains_again_from_minari_with_the_same_results(tmp_pa
             assert again[key] == value, key
 
 
+def test_a_subsampled_run_exports_whole_episodes_and_its_subsample_reproduces(tmp_path):
+    kept = ["learner=mlp_bc", "budget.demo_episodes=3", "demos.subsample=7", "seed=3"]
+    first = run_pipeline(tmp_path, kept, name="npz")
+    assert demos_cli(["export", str(tmp_path / "npz"), "--to", "minari:il_lab/kept-v0"]) == 0
+    dataset = minari.load_dataset("il_lab/kept-v0")
+    assert dataset.total_steps == sum(
+        len(t) for t in load_trajectories(recorded_source(tmp_path / "npz")["path"], CARTPOLE)
+    )  # whole episodes, not the 1-in-7 the run kept
+    assert "demos.subsample=7 seed=3 keeps the same ones" in dataset.storage.metadata["description"]
+    again = run_pipeline(tmp_path, [*kept, "demos.path=minari:il_lab/kept-v0"], name="minari")
+    assert first["demos/n_transitions"] < dataset.total_steps / 5
+    for key in ("demos/n_transitions", "learner/eval/returns", "learner/gradient_steps"):
+        assert again[key] == first[key], key
+
+
 @pytest.mark.slow  # a subprocess: python run.py from the start
 def test_run_py_refuses_a_dataset_that_is_not_local_in_one_line(tmp_path, minari_root):
     result = subprocess.run(

@@ -6,8 +6,12 @@ SRC is a run folder or an ``.npz`` written by il_lab. A run folder names the dem
 trained on, their env and transition cap (``demonstrations.json``, written by the pipeline), and
 its random and expert evaluation returns (``metrics.json``), which become the dataset's
 ``ref_min_score`` and ``ref_max_score``: ``minari.get_normalized_score`` then equals the run's
-normalized score. The dataset lands in Minari's local datasets root (``MINARI_DATASETS_PATH``,
-else ``~/.minari/datasets``); ``demos.path=minari:<dataset id>`` trains on it.
+normalized score. A run with ``demos.subsample=N`` exports its whole episodes (a Minari episode is
+a sequence of steps, not a sample of them); the dataset's description and the log name N and the
+run's seed, and ``demos.subsample=N seed=<seed>`` keeps the same transitions from the dataset
+(the offsets depend on the seed alone). The dataset lands in Minari's local datasets root
+(``MINARI_DATASETS_PATH``, else ``~/.minari/datasets``); ``demos.path=minari:<dataset id>``
+trains on it.
 """
 
 import argparse
@@ -60,6 +64,14 @@ def from_run_folder(run_dir: Path) -> Export:
     if not metrics:
         log.warning("%s has no metrics.json (unfinished run): no reference scores", run_dir)
     by = f"il_lab {metrics.get('expert')} expert" if record["by_expert"] else "user's own"
+    every = record.get("subsample", 1)
+    kept = ""
+    if every > 1:
+        kept = (
+            f" The run kept one transition every {every} steps of each episode: "
+            f"demos.subsample={every} seed={metrics.get('seed')} keeps the same ones."
+        )
+        log.info("whole episodes exported; the run trained on a subsample.%s", kept)
     return Export(
         trajectories=trajectories,
         env=env,
@@ -70,7 +82,7 @@ def from_run_folder(run_dir: Path) -> Export:
         description=(
             f"{len(trajectories)} episodes of {env.id} ({by}) that an il_lab run trained on; "
             "ref_min_score / ref_max_score: the random policy's and the expert's mean return on "
-            "the run's evaluation seeds."
+            "the run's evaluation seeds." + kept
         ),
     )
 
