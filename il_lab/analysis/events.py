@@ -29,3 +29,20 @@ def read_scalars(events_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarr
             np.array([e.value for e in events], dtype=np.float64),
         )
     return scalars
+
+
+def read_timed_scalar(events_dir: str | Path, tag: str) -> tuple[np.ndarray, ...]:
+    """``(steps, wall_times, values)`` of one scalar tag, every point in logged order; wall
+    times in seconds since the epoch, as TensorBoard stores them. Empty arrays if absent."""
+    events_dir = Path(events_dir)
+    accumulator = EventAccumulator(str(events_dir), size_guidance={SCALARS: 0})
+    if events_dir.is_dir():
+        accumulator.Reload()
+    if tag not in accumulator.Tags()[SCALARS]:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    events = accumulator.Scalars(tag)
+    return (
+        np.array([e.step for e in events], dtype=np.int64),
+        np.array([e.wall_time for e in events], dtype=np.float64),
+        np.array([e.value for e in events], dtype=np.float64),
+    )
