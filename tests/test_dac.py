@@ -233,7 +233,7 @@ def test_every_env_preset_composes_with_dac(env):
 
 
 def test_dacs_tags_are_sacs_and_the_discriminators():
-    discriminator_tags = LEARNER_TAGS["gail"] - EXPERT_TAGS - {"train/bc_loss"}
+    discriminator_tags = LEARNER_TAGS["gail"] - EXPERT_TAGS  # with the warm start's bc_loss
     assert LEARNER_TAGS["dac"] == set(SAC_TAGS) | discriminator_tags
 
 
@@ -252,7 +252,36 @@ def test_dac_smoke_run_through_the_pipeline(tmp_path):
     assert metrics["learner/gradient_steps"] == 500 + 2 * 100  # SAC's updates, the disc's steps
     assert (tmp_path / "run" / "learner.pt").is_file()
     tags = scalar_tags(tmp_path / "run" / "tb" / "learner")
-    assert EVAL_TAGS - {SCORE_TAG} <= tags and tags - EVAL_TAGS == LEARNER_TAGS["dac"]
+    assert EVAL_TAGS - {SCORE_TAG} <= tags
+    assert tags - EVAL_TAGS == LEARNER_TAGS["dac"] - {"train/bc_loss"}  # no warm start
+
+
+def test_the_bc_warm_start_fits_the_actor_to_the_demonstrations_actions():
+    demos = rollout(SwingUp(), PENDULUM, [0, 1])
+    obs = torch.as_tensor(np.concatenate([t.obs[:-1] for t in demos]))
+    acts = np.concatenate([t.acts for t in demos])
+
+    def error(learner):
+        return np.mean((learner.policy.predict(obs.numpy())[0] - acts) ** 2)
+
+    cold = make_dac(demos=demos)
+    warm = make_dac(demos=demos, bc_warm_start_steps=300, bc_warm_start_learning_rate=3e-3)
+    assert error(cold) == error(make_dac(demos=demos))  # same seed, no warm start: same actor
+    warm.run_rounds(0)  # the warm start runs before the first env step
+    assert warm.env_steps == 0 and warm.gradient_steps == 300
+    assert error(warm) < 0.5 * error(cold)
+    warm.run_rounds(0)  # and only once
+    assert warm.gradient_steps == 300
+    cold.close(), warm.close()
+
+
+def test_dac_from_observation_refuses_a_warm_start_before_any_work():
+    cfg = compose_config(
+        ["env=pendulum", "learner=dac", "learner.pairs=state_next_state",
+         "learner.bc_warm_start_steps=10"]
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="learner.bc_warm_start_steps=10 is not allowed with"):
+        pipeline.check(cfg)
 
 
 # learning --------------------------------------------------------------------------------------

@@ -26,6 +26,11 @@ critic learn their value; the closed form needs no change to the buffer or the c
 absorbing state carries no entropy bonus: no policy acts there.) Time-limit truncations are never
 absorbing: SAC bootstraps from the final observation, as everywhere else.
 
+An optional BC warm start (``bc_warm_start_steps``) fits the actor's deterministic action to the
+demonstrations' actions before the first env step, as GAIL's does for its PPO actor; the critics
+start untrained either way, so the warm start gives SAC's first updates a policy near the
+expert's states rather than a value estimate.
+
 Reads ``obs`` and ``acts`` of the demonstrations' kept transitions (``kept_states``,
 ``kept_actions``); with ``pairs=state_next_state`` (DAC from observation, as GAIfO is GAIL's) it
 reads ``obs`` alone. The rewards in the file are never read. Box actions only (SAC's). Its
@@ -34,11 +39,12 @@ x-axis is env steps (reset steps included, as SAC counts them) for every tag: SA
 """
 
 import logging
+from typing import Annotated
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.config.schema import Size
+from il_lab.config.schema import AtLeast, Null, Positive, Size
 from il_lab.datasets.trajectories import kept_actions, kept_states
 from il_lab.envs import EnvSpec, check_box_actions
 from il_lab.errors import ConfigError
@@ -50,6 +56,7 @@ from il_lab.learners.discriminator import (
     RewardForm,
     absorbing_reward,
     add_absorbing_tail,
+    check_warm_start_reads_actions,
     end_round,
     learn_in_rounds,
     reward_from_logits,
@@ -74,6 +81,10 @@ class DAC:
         absorbing: terminal states lead to a learned absorbing state (module docstring).
         pairs: ``state_action`` (DAC) or ``state_next_state`` (from observation only: the
             demonstrations' actions are never read).
+        bc_warm_start_steps: steps fitting the actor's mean action to the demonstrations'
+            actions (squared error in SAC's ``[-1, 1]`` space) before any env step; it reads
+            their actions, so DAC from observation cannot have one.
+        bc_warm_start_learning_rate: its learning rate (None: SAC's).
         inputs: the runtime objects every learner receives; the expert is never queried.
     """
 
@@ -93,6 +104,10 @@ class DAC:
         reward: RewardForm = "airl",
         absorbing: bool = True,
         pairs: Pairs = "state_action",
+        bc_warm_start_steps: Annotated[int, AtLeast(0)] = 0,
+        bc_warm_start_learning_rate: Annotated[
+            float | None, Positive, Null("SAC's learning rate")
+        ] = None,
         inputs: LearnerInputs,
     ) -> None:
         env, demonstrations, rng = inputs.env, inputs.demonstrations, inputs.rng
@@ -108,6 +123,8 @@ class DAC:
         self.reward_form = reward
         self.absorbing = absorbing
         self.disc_hp = discriminator
+        self.bc_warm_start_steps = bc_warm_start_steps
+        self.bc_warm_start_learning_rate = bc_warm_start_learning_rate or sac.learning_rate
         # one absorbing sample per expert episode whose kept transitions end in a terminal state
         self.n_expert_terminals = sum(t.ends_in_kept_terminal for t in demonstrations)
 
@@ -142,9 +159,14 @@ class DAC:
             self.discriminator.parameters(), lr=discriminator.learning_rate
         )
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self._disc_steps = 0
+        self._disc_steps = self._bc_steps = 0
         self._reward_sum, self._reward_count = 0.0, 0  # raw rewards given since the last update
         self._checkpoint: Checkpoint | None = None
+
+    @staticmethod
+    def check_config(values: dict, prefix: str) -> None:
+        """A BC warm start reads the demonstrations' actions (the gate calls this)."""
+        check_warm_start_reads_actions(values, prefix)
 
     # the generator's reward -------------------------------------------------------------------
 
@@ -210,6 +232,28 @@ class DAC:
         self._disc_steps += self.n_disc_updates
         return stats
 
+    # BC warm start ---------------------------------------------------------------------------
+
+    def _bc_warm_start(self) -> float:
+        """Fit the actor's deterministic action ``tanh(mean(s))`` to the demonstrations' actions
+        (scaled to ``[-1, 1]``) in minibatches of SAC's size; the last step's loss."""
+        policy = self.policy
+        # (n, action_dim) in [-1, 1]; clipped so an action at a bound stays reachable by tanh
+        targets = ((self.expert_second - policy.action_bias) / policy.action_scale).clamp(-1, 1)
+        optimizer = torch.optim.Adam(policy.parameters(), lr=self.bc_warm_start_learning_rate)
+        batch = min(self.trainer.hp.batch_size, len(targets))
+        loss = torch.zeros(())
+        for _ in range(self.bc_warm_start_steps):
+            idx = torch.randint(
+                len(targets), (batch,), generator=self.generator, device=self.device
+            )
+            loss = ((torch.tanh(policy(self.expert_obs[idx])[0]) - targets[idx]) ** 2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            self._bc_steps += 1
+        return loss.item()
+
     # the loop ----------------------------------------------------------------------------------
 
     def learn(
@@ -229,6 +273,11 @@ class DAC:
         evaluate ``policy`` between them.
         """
         trainer = self.trainer
+        if self.bc_warm_start_steps and not self._bc_steps:
+            bc_loss = self._bc_warm_start()
+            log.info("DAC: BC warm start, %d steps, loss %.4f", self._bc_steps, bc_loss)
+            if trainer.writer is not None:
+                trainer.writer.add_scalar("train/bc_loss", bc_loss, 0)
         target = trainer.num_timesteps + n_env_steps
         while trainer.num_timesteps < target:
             trainer.learn(min(self.disc_update_interval, target - trainer.num_timesteps))
@@ -253,6 +302,7 @@ class DAC:
             "disc_optimizer": self.disc_optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "disc_steps": self._disc_steps,
+            "bc_steps": self._bc_steps,
             "rng": self.rng.bit_generator.state,
         }
 
@@ -261,7 +311,7 @@ class DAC:
         self.discriminator.load_state_dict(state["discriminator"])
         self.disc_optimizer.load_state_dict(state["disc_optimizer"])
         self.generator.set_state(state["generator"])
-        self._disc_steps = state["disc_steps"]
+        self._disc_steps, self._bc_steps = state["disc_steps"], state["bc_steps"]
         self.rng.bit_generator.state = state["rng"]
 
     def close(self) -> None:
@@ -283,5 +333,5 @@ class DAC:
 
     @property
     def gradient_steps(self) -> int:
-        """Discriminator steps + SAC updates."""
-        return self._disc_steps + self.trainer.n_updates
+        """Discriminator steps + SAC updates + BC warm-start steps."""
+        return self._disc_steps + self.trainer.n_updates + self._bc_steps

@@ -66,6 +66,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from il_lab.config.schema import Activation, HiddenSizes, NonNegative, Positive, Size, check_fields
+from il_lab.errors import ConfigError
 from il_lab.networks import MLPNet
 
 log = logging.getLogger(__name__)
@@ -325,6 +326,16 @@ def train_discriminator(
 
 
 # the loop GAIL and DAC share: the generator (PPO or SAC) runs rounds, the discriminator follows
+
+
+def check_warm_start_reads_actions(values: dict, prefix: str) -> None:
+    """A BC warm start fits the demonstrations' actions, which imitation from observation
+    (``pairs=state_next_state``) never reads: refuse the two together."""
+    if values.get("pairs") == "state_next_state" and values.get("bc_warm_start_steps"):
+        raise ConfigError(
+            f"{prefix}bc_warm_start_steps={values['bc_warm_start_steps']} is not allowed with "
+            f"{prefix}pairs=state_next_state; allowed: 0 (it would read the actions)"
+        )
 
 
 def learn_in_rounds(learner, logger, checkpoint, name: str) -> None:

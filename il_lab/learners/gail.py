@@ -48,6 +48,7 @@ from il_lab.learners.discriminator import (
     RewardForm,
     absorbing_reward,
     add_absorbing_tail,
+    check_warm_start_reads_actions,
     end_round,
     learn_in_rounds,
     reward_from_logits,
@@ -194,11 +195,7 @@ class GAIL:
     def check_config(values: dict, prefix: str) -> None:
         """A BC warm start fits the demonstrations' actions, which state-only imitation never
         reads."""
-        if values.get("pairs") == "state_next_state" and values.get("bc_warm_start_steps"):
-            raise ConfigError(
-                f"{prefix}bc_warm_start_steps={values['bc_warm_start_steps']} is not allowed with "
-                f"{prefix}pairs=state_next_state; allowed: 0 (it would read the actions)"
-            )
+        check_warm_start_reads_actions(values, prefix)
 
     def absorbing_reward(self) -> float:
         """The configured reward form of the absorbing state, per step spent in it."""

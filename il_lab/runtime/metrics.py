@@ -77,7 +77,8 @@ LEARNER_TAGS = {
         "train/disc_absorbing_reward",
     },
     # DAC: SAC's own tags (il_lab.rl.sac.SAC_TAGS; train/ent_coef_loss only with a learned
-    # alpha) and GAIL's discriminator tags, every tag against env steps
+    # alpha) and GAIL's discriminator tags, every tag against env steps; train/bc_loss once at
+    # step 0 when bc_warm_start_steps > 0
     "dac": frozenset(
         {
             "rollout/ep_rew_mean",
@@ -92,6 +93,7 @@ LEARNER_TAGS = {
             "train/disc_acc_policy",
             "train/disc_reward_mean",
             "train/disc_absorbing_reward",
+            "train/bc_loss",
         }
     ),
 }
