@@ -4,6 +4,8 @@ One torch thread, as conftest sets for every test; the learning figures were rea
 """
 
 import inspect
+import logging
+import re
 from pathlib import Path
 
 import gymnasium as gym
@@ -19,7 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
-from il_lab.experts.ppo import PPOExpert
+from il_lab.experts.ppo import SELECTION_FIRST_SEED, PPOExpert
 from il_lab.rl import (
     PPOHyperparameters,
     PPOPolicy,
@@ -39,7 +41,8 @@ def shipped(**overrides) -> PPOHyperparameters:
     cfg = OmegaConf.load(CONF / "expert" / "ppo.yaml")
     cfg.total_env_steps = 100_000
     values = OmegaConf.to_container(cfg, resolve=True)
-    del values["_target_"], values["path"], values["seed"]
+    for expert_only in ("_target_", "path", "seed", "keep_best_every", "keep_best_episodes"):
+        del values[expert_only]
     return PPOHyperparameters(**{**values, **overrides})
 
 
@@ -67,7 +70,7 @@ def test_ppo_yaml_has_exactly_the_keys_of_sb3_ppo_yaml():
     ours = OmegaConf.load(CONF / "expert" / "ppo.yaml")
     theirs = OmegaConf.load(CONF / "expert" / "sb3_ppo.yaml")
     assert set(theirs) - set(ours) == {"use_sde", "sde_sample_freq"}  # SB3's gSDE only
-    assert set(ours) <= set(theirs)
+    assert set(ours) - set(theirs) == {"keep_best_every", "keep_best_episodes"}  # ours only
     assert ours._target_ == "il_lab.experts.ppo.PPOExpert" != theirs._target_
     assert OmegaConf.to_yaml(ours).count("${budget.expert_env_steps}") == 1
     parameters = inspect.signature(PPOExpert).parameters
@@ -325,6 +328,30 @@ def test_reward_fn_is_told_terminations_never_time_limits():
     trainer.close()
     assert len(trainer.episode_lengths) >= 4  # episodes did end, by truncation
     assert not torch.cat(seen).any()
+
+
+# keep the best ------------------------------------------------------------------------------
+
+
+def test_keep_best_selects_the_best_evaluation_and_never_changes_training(tmp_path, caplog):
+    settings = dict(total_env_steps=4096, n_envs=4, n_steps=32, batch_size=64, n_epochs=2)
+
+    def train(**keep_best):
+        expert = instantiate(
+            compose_config(["expert=ppo"]).expert, **settings, **keep_best, _convert_="all"
+        )
+        return expert.train(CARTPOLE, seed=0, tb_dir=tmp_path / "tb", device=CPU)
+
+    final = train(keep_best_every=0)
+    with caplog.at_level(logging.INFO, logger="il_lab.experts.ppo"):
+        best = train(keep_best_every=1024, keep_best_episodes=5)
+    scores = [float(s) for s in re.findall(r"selection return (-?[\d.]+)", caplog.text)]
+    assert len(scores) == 4  # at 1024, 2048, 3072 and 4096 env steps
+    seeds = eval_seeds(SELECTION_FIRST_SEED, 5)
+    assert evaluate(best, CARTPOLE, seeds).mean == pytest.approx(max(scores), abs=0.05)
+    # the last selection scored the final policy of the run without selections: same training
+    assert evaluate(final, CARTPOLE, seeds).mean == pytest.approx(scores[-1], abs=0.05)
+    assert max(scores) > scores[0]  # something was learned, so the pick mattered
 
 
 # learning ----------------------------------------------------------------------------------
