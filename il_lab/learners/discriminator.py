@@ -42,17 +42,16 @@ state's endless reward ``r_abs`` is exact: the terminal step's reward gains its 
 limit truncations are never absorbing: PPO bootstraps from the value of the state reached, as
 everywhere else.
 
-The discriminator's input is the observation normalized by the demonstrations' mean and
-standard deviation (clipped to +-10), concatenated with the action: one-hot for Discrete
-actions, rescaled to [-1, 1] by the space's bounds for Box actions with finite bounds (raw
-otherwise). A gradient penalty (``grad_penalty``; Gulrajani et al. 2017, at 10 as in Kostrikov
+The discriminator's input is the observation normalized by the demonstrations' mean and standard
+deviation (clipped to +-10; raw with ``normalize_obs=false``), concatenated with the action: one-hot
+for Discrete actions, rescaled to [-1, 1] by the space's bounds for Box actions with finite bounds
+(raw otherwise). A gradient penalty (``grad_penalty``; Gulrajani et al. 2017, at 10 as in Kostrikov
 et al.'s Discriminator-Actor-Critic) pushes the norm of the logit's gradient towards 1 on random
 interpolations of expert and policy inputs. Without it a ReLU discriminator's logits grow without
-bound on states far from the demonstrations (-35 to -59 per step on LunarLander's generator
-pairs), the generator's per-step cost dwarfs everything else and it learns to flee the episode:
-normalized score -0.98 on LunarLander (5 seeds) against 0.965 with it. On CartPole the penalty
-hurts (0.631 against 1.000), so it is off by default and on in every other env preset.
-"""
+bound on states far from the demonstrations (-35 to -59 per step on LunarLander's generator pairs),
+the generator's per-step cost dwarfs everything else and it learns to flee the episode: normalized
+score -0.98 on LunarLander (5 seeds) against 0.965 with it. On CartPole the penalty hurts (0.631
+against 1.000), so it is off by default and on in every other env preset."""
 
 import logging
 import typing
@@ -66,6 +65,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from il_lab.config.schema import Activation, HiddenSizes, NonNegative, Positive, Size, check_fields
+from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.networks import MLPNet
 
@@ -99,6 +99,8 @@ class DiscriminatorHyperparameters:
     ``hidden_sizes`` and ``activation`` shape an ``MLPNet`` with a linear logit on top; each of
     GAIL's ``n_disc_updates`` steps is one Adam step on ``batch_size`` expert pairs against
     ``batch_size`` policy pairs; ``grad_penalty`` is the gradient penalty's coefficient (0: off).
+    ``normalize_obs`` standardizes observations by the demonstrations' mean and standard
+    deviation; without it they enter raw, as in Kostrikov et al.'s code.
     """
 
     hidden_sizes: HiddenSizes
@@ -106,6 +108,15 @@ class DiscriminatorHyperparameters:
     learning_rate: Annotated[float, Positive]
     batch_size: Size
     grad_penalty: Annotated[float, NonNegative] = 0.0
+    normalize_obs: bool = True
+
+    def obs_statistics(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(obs_dim,)`` mean and standard deviation the discriminator standardizes
+        observations with: the demonstrations' ``obs (n, ...)``, or 0 and 1 (raw inputs)."""
+        flat = np.asarray(obs).reshape(len(obs), -1)
+        if not self.normalize_obs:
+            return np.zeros(flat.shape[1]), np.ones(flat.shape[1])
+        return flat.mean(0), flat.std(0) + 1e-6
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
@@ -193,6 +204,31 @@ class Discriminator(nn.Module):
 
     def forward(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         return self.logits(self.encode(obs, acts))
+
+
+def build_discriminator(
+    hp: DiscriminatorHyperparameters,
+    env: EnvSpec,
+    expert_obs: np.ndarray,
+    *,
+    absorbing: bool,
+    pairs: Pairs,
+    device: torch.device,
+) -> tuple[Discriminator, torch.optim.Adam]:
+    """GAIL's and DAC's discriminator for ``env`` with its Adam optimizer, observations
+    standardized by the demonstrations' ``expert_obs (n, ...)`` unless ``hp`` says raw."""
+    obs_mean, obs_std = hp.obs_statistics(expert_obs)
+    discriminator = Discriminator(
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        hidden_sizes=hp.hidden_sizes,
+        activation=hp.activation,
+        obs_mean=obs_mean,
+        obs_std=obs_std,
+        absorbing=absorbing,
+        pairs=pairs,
+    ).to(device)
+    return discriminator, torch.optim.Adam(discriminator.parameters(), lr=hp.learning_rate)
 
 
 # what GAIL and DAC share: the absorbing state's reward, and the discriminator's update ----------

@@ -42,12 +42,12 @@ from il_lab.datasets.trajectories import kept_actions, kept_states
 from il_lab.errors import ConfigError
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.discriminator import (
-    Discriminator,
     DiscriminatorHyperparameters,
     Pairs,
     RewardForm,
     absorbing_reward,
     add_absorbing_tail,
+    build_discriminator,
     check_warm_start_reads_actions,
     end_round,
     learn_in_rounds,
@@ -161,18 +161,8 @@ class GAIL:
         )
 
         # the discriminator
-        self.discriminator = Discriminator(
-            observation_space=env.observation_space,
-            action_space=env.action_space,
-            hidden_sizes=discriminator.hidden_sizes,
-            activation=discriminator.activation,
-            obs_mean=obs.reshape(len(obs), -1).mean(0),
-            obs_std=obs.reshape(len(obs), -1).std(0) + 1e-6,
-            absorbing=absorbing,
-            pairs=pairs,
-        ).to(self.device)
-        self.disc_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(), lr=discriminator.learning_rate
+        self.discriminator, self.disc_optimizer = build_discriminator(
+            discriminator, env, obs, absorbing=absorbing, pairs=pairs, device=self.device
         )
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.reward_scale = RunningMeanStd()
