@@ -51,7 +51,8 @@ interpolations of expert and policy inputs. Without it a ReLU discriminator's lo
 bound on states far from the demonstrations (-35 to -59 per step on LunarLander's generator pairs),
 the generator's per-step cost dwarfs everything else and it learns to flee the episode: normalized
 score -0.98 on LunarLander (5 seeds) against 0.965 with it. On CartPole the penalty hurts (0.631
-against 1.000), so it is off by default and on in every other env preset."""
+against 1.000), so it is off by default and on in every other env preset.
+"""
 
 import logging
 import typing
