@@ -123,3 +123,25 @@ def test_cli_lists_and_prunes_by_age(tmp_path):
         text=True,
     )
     assert bad.returncode != 0 and "allowed: a number and a unit" in bad.stderr
+
+
+def test_a_key_added_later_at_its_neutral_value_keeps_cached_experts_identity():
+    from conftest import compose_config
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from il_lab.runtime.cache import content_key
+    from il_lab.runtime.identity import expert_identity
+
+    cfg = compose_config(["expert=ppo"])
+    values = OmegaConf.to_container(cfg.expert, resolve=True)
+    trainer = instantiate(cfg.expert)
+    env = OmegaConf.to_container(cfg.env, resolve=True)
+    before_the_keys = {k: v for k, v in values.items() if not k.startswith("keep_best")}
+
+    def key(expert_values):
+        return content_key(expert_identity(env, expert_values, trainer, cfg.env.id))
+
+    assert key(values) == key(before_the_keys)
+    assert key({**values, "keep_best_every": 10240}) != key(values)
+    assert key({**values, "seed": 1}) != key(values)

@@ -54,6 +54,8 @@ class PPOExpert(PPOHyperparameters):
     file_suffix: ClassVar[str] = ".pt"
     FILE_FORMAT_VERSION: ClassVar[int] = FILE_FORMAT_VERSION
     BUILD_VERSION: ClassVar[int] = 2  # bump when il_lab.rl's training changes what a seed produces
+    # keys added later, at the values that build the experts cached before them
+    IDENTITY_NEUTRAL: ClassVar[dict] = {"keep_best_every": 0, "keep_best_episodes": 10}
 
     seed: Annotated[int, AtLeast(0)] = 0
     path: Annotated[str | None, Null("train one")] = None

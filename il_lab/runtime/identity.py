@@ -17,16 +17,20 @@ from il_lab.runtime.cache import content_key, library_versions
 
 # Versions of the code that builds each cached artifact: bump one when that code's output changes
 # (a new rollout rule, a new training step), and the cache rebuilds instead of serving the old
-# artifact. An expert class may declare its own ``BUILD_VERSION`` and ``FILE_FORMAT_VERSION``.
+# artifact. An expert class may declare its own ``BUILD_VERSION`` and ``FILE_FORMAT_VERSION``,
+# and ``IDENTITY_NEUTRAL``: keys added after experts were cached, with the value that builds what
+# was built before; at that value a key is left out of the identity, so adding an option does not
+# make every cached expert rebuild.
 EXPERT_BUILD_VERSION = 1
 DEMOS_BUILD_VERSION = 1
 
 
 def expert_identity(env_config: dict, expert_config: dict, trainer: object, env_id: str) -> dict:
     """What determines a trained expert (its own seed is inside ``expert_config``)."""
+    neutral = getattr(trainer, "IDENTITY_NEUTRAL", {})
     return {
         "env": env_config,
-        "expert": expert_config,
+        "expert": {k: v for k, v in expert_config.items() if k not in neutral or v != neutral[k]},
         "build_version": [EXPERT_BUILD_VERSION, getattr(trainer, "BUILD_VERSION", None)],
         "file_format": [trainer.file_suffix, getattr(trainer, "FILE_FORMAT_VERSION", None)],
         "versions": library_versions(env_id),
