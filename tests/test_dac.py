@@ -275,6 +275,17 @@ def test_the_bc_warm_start_fits_the_actor_to_the_demonstrations_actions():
     cold.close(), warm.close()
 
 
+def test_the_discriminator_sees_the_buffers_last_window_or_all_of_it():
+    whole, windowed = make_dac(), make_dac(disc_policy_window=150)
+    for learner in (whole, windowed):
+        learner.trainer.learn(400)
+    obs, _, _ = whole.policy_pairs()
+    last, _, _ = windowed.policy_pairs()
+    assert len(obs) == whole.trainer.buffer.size > 300 and len(last) == 150
+    torch.testing.assert_close(last, obs[-150:])  # same seed, same data: the newest rows
+    whole.close(), windowed.close()
+
+
 def test_dac_from_observation_refuses_a_warm_start_before_any_work():
     cfg = compose_config(
         ["env=pendulum", "learner=dac", "learner.pairs=state_next_state",

@@ -239,6 +239,19 @@ def test_sac_learns_pendulum():
     assert evaluate(trainer.policy, PENDULUM, eval_seeds(1000, 10)).mean > -400
 
 
+def test_recent_gives_the_last_rows_added_oldest_first_across_the_ring():
+    from il_lab.rl.sac import ReplayBuffer
+
+    buffer = ReplayBuffer(5, obs_dim=1, action_dim=1, device=torch.device("cpu"))
+    for start in (0, 3, 6):  # 9 rows into a ring of 5: rows 4..8 remain
+        rows = np.arange(start, start + 3, dtype=np.float32)
+        buffer.add(dict(obs=rows[:, None], acts=rows[:, None], rews=rows, next_obs=rows[:, None],
+                        terminated=rows > 7))  # fmt: skip
+    assert buffer.recent(3)["obs"].flatten().tolist() == [6.0, 7.0, 8.0]
+    assert buffer.recent()["obs"].flatten().tolist() == [4.0, 5.0, 6.0, 7.0, 8.0]
+    assert buffer.recent(50)["terminated"].tolist() == [False] * 4 + [True]
+
+
 # expert=sac ------------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ replay buffer for many updates. The two alternate: SAC runs ``disc_update_interv
 (collecting and updating as it always does), then the discriminator takes ``n_disc_updates``
 minibatch steps of binary cross-entropy on the expert's pairs against policy pairs drawn
 UNIFORMLY from the whole replay buffer (as Kostrikov et al. do, without importance weights: the
-policy's data is the mixture of every past policy's).
+policy's data is the mixture of every past policy's), or from its last ``disc_policy_window``
+transitions, closer to the current policy's.
 
 The generator's reward is never stored. SAC's ``reward_fn`` rewards each batch it samples, at
 update time, with the CURRENT discriminator, so a transition collected long ago is judged as the
@@ -85,6 +86,8 @@ class DAC:
             actions (squared error in SAC's ``[-1, 1]`` space) before any env step; it reads
             their actions, so DAC from observation cannot have one.
         bc_warm_start_learning_rate: its learning rate (None: SAC's).
+        disc_policy_window: the discriminator's policy pairs are the replay buffer's last this
+            many transitions (None: the whole buffer, as Kostrikov et al.).
         inputs: the runtime objects every learner receives; the expert is never queried.
     """
 
@@ -108,6 +111,7 @@ class DAC:
         bc_warm_start_learning_rate: Annotated[
             float | None, Positive, Null("SAC's learning rate")
         ] = None,
+        disc_policy_window: Annotated[int | None, AtLeast(1), Null("the whole buffer")] = None,
         inputs: LearnerInputs,
     ) -> None:
         env, demonstrations, rng = inputs.env, inputs.demonstrations, inputs.rng
@@ -124,6 +128,7 @@ class DAC:
         self.absorbing = absorbing
         self.disc_hp = discriminator
         self.bc_warm_start_steps = bc_warm_start_steps
+        self.disc_policy_window = disc_policy_window
         self.bc_warm_start_learning_rate = bc_warm_start_learning_rate or sac.learning_rate
         # one absorbing sample per expert episode whose kept transitions end in a terminal state
         self.n_expert_terminals = sum(t.ends_in_kept_terminal for t in demonstrations)
@@ -189,10 +194,10 @@ class DAC:
     # the discriminator -----------------------------------------------------------------------
 
     def policy_pairs(self) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """The whole replay buffer as the discriminator's policy data: raw ``obs (n, obs_dim)``,
-        env actions ``(n, action_dim)`` or next observations, and the number of terminals."""
-        buffer, size = self.trainer.buffer, self.trainer.buffer.size
-        data = {key: column[:size] for key, column in buffer.data.items()}
+        """The replay buffer (its last ``disc_policy_window`` transitions, or all) as the
+        discriminator's policy data: raw ``obs (n, obs_dim)``, env actions ``(n, action_dim)`` or
+        next observations, and the number of terminals among them."""
+        data = self.trainer.buffer.recent(self.disc_policy_window)
         if self.state_only:
             second = data["next_obs"]
         else:

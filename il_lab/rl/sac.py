@@ -138,6 +138,12 @@ class ReplayBuffer:
         self.pos = (self.pos + len(idx)) % self.capacity
         self.size = min(self.size + len(idx), self.capacity)
 
+    def recent(self, n: int | None = None) -> dict[str, torch.Tensor]:
+        """The last ``n`` transitions added (all held if ``n`` is None), oldest first."""
+        n = self.size if n is None else min(n, self.size)
+        idx = (self.pos - n + torch.arange(n, device=self.data["obs"].device)) % self.capacity
+        return {key: column[idx] for key, column in self.data.items()}
+
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         idx = torch.randint(self.size, (batch_size,), generator=generator, device=generator.device)
         return {key: column[idx] for key, column in self.data.items()}
