@@ -20,6 +20,7 @@ from typing import Annotated, ClassVar
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
 
 from il_lab.config.schema import AtLeast, Null, Size
 from il_lab.envs import EnvSpec
@@ -84,6 +85,9 @@ class PPOExpert(PPOHyperparameters):
         if state is not None:
             best = state.pop("best", None)
             trainer.load_state_dict(state)
+        trainer.progress = tqdm(
+            total=self.total_env_steps, initial=trainer.num_timesteps, desc="PPO", unit="step"
+        )
         try:
             # Chunks add up to total_env_steps exactly: the same rollouts as one learn() call.
             while trainer.target_env_steps < self.total_env_steps:
@@ -91,7 +95,7 @@ class PPOExpert(PPOHyperparameters):
                 every = self.keep_best_every
                 if every:
                     chunk = min(chunk, every - trainer.target_env_steps % every)
-                trainer.learn(chunk, progress_bar=True)
+                trainer.learn(chunk)
                 done = trainer.target_env_steps >= self.total_env_steps
                 if every and (done or trainer.target_env_steps % every == 0):
                     best = self._select(trainer, env, best)
@@ -101,6 +105,7 @@ class PPOExpert(PPOHyperparameters):
                         f"PPO expert, {trainer.num_timesteps} env steps",
                     )
         finally:
+            trainer.progress.close()
             trainer.close()
             writer.close()
         last = np.mean(trainer.episode_returns) if trainer.episode_returns else float("nan")

@@ -13,6 +13,7 @@ from typing import Annotated, ClassVar
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
 
 from il_lab.config.schema import AtLeast, Null
 from il_lab.envs import EnvSpec, check_box_actions
@@ -64,16 +65,20 @@ class SACExpert(SACHyperparameters):
         state = checkpoint.resume() if checkpoint else None
         if state is not None:
             trainer.load_state_dict(state)
+        trainer.progress = tqdm(
+            total=self.total_env_steps, initial=trainer.num_timesteps, desc="SAC", unit="step"
+        )
         try:
             # Chunks add up to total_env_steps exactly: the same steps as one learn() call.
             while trainer.num_timesteps < self.total_env_steps:
                 remaining = self.total_env_steps - trainer.num_timesteps
-                trainer.learn(min(remaining, checkpoint_env_steps), progress_bar=True)
+                trainer.learn(min(remaining, checkpoint_env_steps))
                 if checkpoint is not None and trainer.num_timesteps < self.total_env_steps:
                     checkpoint.save(
                         trainer.state_dict(), f"SAC expert, {trainer.num_timesteps} env steps"
                     )
         finally:
+            trainer.progress.close()
             trainer.close()
             writer.close()
         last = np.mean(trainer.episode_returns) if trainer.episode_returns else float("nan")

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from il_lab.config.schema import Activation, HiddenSizes, NonNegative, Positive, Size, check_fields
 from il_lab.envs import EnvSpec
@@ -384,9 +385,13 @@ def learn_in_rounds(learner, logger, checkpoint, name: str) -> None:
     saved = checkpoint.resume() if checkpoint is not None else None
     if saved is not None:
         learner.load_state_dict(saved)
+    trainer.progress = tqdm(
+        total=learner.total_env_steps, initial=trainer.num_timesteps, desc=name, unit="step"
+    )
     try:
         learner.run_rounds(learner.total_env_steps - trainer.num_timesteps)
     finally:
+        trainer.progress.close()
         learner.close()
     ret = np.mean(trainer.episode_returns) if trainer.episode_returns else float("nan")
     log.info(
@@ -399,6 +404,8 @@ def end_round(learner, stats: dict[str, float], name: str) -> None:
     """After a round: the discriminator's statistics to TensorBoard, then a checkpoint."""
     trainer = learner.trainer
     log.debug("%s at %d env steps: %s", name, trainer.num_timesteps, stats)
+    if trainer.progress is not None and trainer.episode_returns:
+        trainer.progress.set_postfix(env_return=f"{np.mean(trainer.episode_returns):.1f}")
     if trainer.writer is not None:
         for tag, value in stats.items():
             trainer.writer.add_scalar(tag, value, trainer.num_timesteps)

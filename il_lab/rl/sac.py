@@ -177,6 +177,7 @@ class SACTrainer:
     ) -> None:
         self.hp = hp = hyperparameters
         self.device, self.writer, self.reward_fn = torch.device(device), writer, reward_fn
+        self.progress: tqdm | None = None  # a bar its caller owns, advanced by every env step
         self.venv = make_vector_env(env, hp.n_envs)
         self.policy = SACPolicy(
             observation_space=self.venv.single_observation_space,
@@ -214,28 +215,24 @@ class SACTrainer:
         self.episode_returns: deque[float] = deque(maxlen=EP_INFO_WINDOW)
         self.episode_lengths: deque[int] = deque(maxlen=EP_INFO_WINDOW)
 
-    def learn(self, n_env_steps: int, progress_bar: bool = False) -> None:
+    def learn(self, n_env_steps: int) -> None:
         """Train ``n_env_steps`` more env steps, in whole vector steps (the targets accumulate)."""
         hp = self.hp
         self._target_timesteps += n_env_steps
-        remaining = max(0, self._target_timesteps - self.num_timesteps)
-        bar = tqdm(total=remaining, desc="SAC", unit="step", disable=not progress_bar, leave=False)
-        try:
-            while self.num_timesteps < self._target_timesteps:
-                started = time.perf_counter()
-                # collect
-                self.collect_step()
-                # update
-                if (self.num_timesteps // hp.n_envs) % hp.train_freq == 0:
-                    due = int(hp.updates_per_step * (self.num_timesteps - hp.learning_starts))
-                    for _ in range(due - self.n_updates):
-                        self._stats = self.update()
-                self._train_seconds += time.perf_counter() - started
-                bar.update(hp.n_envs)
-                if self.num_timesteps % LOG_INTERVAL < hp.n_envs:
-                    self._log()
-        finally:
-            bar.close()
+        while self.num_timesteps < self._target_timesteps:
+            started = time.perf_counter()
+            # collect
+            self.collect_step()
+            # update
+            if (self.num_timesteps // hp.n_envs) % hp.train_freq == 0:
+                due = int(hp.updates_per_step * (self.num_timesteps - hp.learning_starts))
+                for _ in range(due - self.n_updates):
+                    self._stats = self.update()
+            self._train_seconds += time.perf_counter() - started
+            if self.progress is not None:
+                self.progress.update(hp.n_envs)
+            if self.num_timesteps % LOG_INTERVAL < hp.n_envs:
+                self._log()
 
     def collect_step(self) -> None:
         """Step every env once; store the transitions of all but the reset steps."""

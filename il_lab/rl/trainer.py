@@ -37,7 +37,6 @@ optional ``reward_fn`` that replaces the env reward for training (GAIL's generat
 
 import dataclasses
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -198,6 +197,7 @@ class PPOTrainer:
         self.device = torch.device(device)
         self.reward_fn = reward_fn
         self.writer = writer
+        self.progress: tqdm | None = None  # a bar its caller owns, advanced by every env step
         self.venv = make_vector_env(env, hp.n_envs)
         self.policy = PPOPolicy(
             observation_space=self.venv.single_observation_space,
@@ -244,33 +244,21 @@ class PPOTrainer:
     def rollout_size(self) -> int:
         return self.hp.n_envs * self.hp.n_steps
 
-    def learn(self, n_env_steps: int, progress_bar: bool = False) -> None:
+    def learn(self, n_env_steps: int) -> None:
         """Train ``n_env_steps`` more env steps, in whole rollouts.
 
         The targets accumulate over calls, so chunked calls overshoot by less than one rollout
         in total.
         """
         self._target_timesteps += n_env_steps
-        n_rollouts = max(
-            0, math.ceil((self._target_timesteps - self.num_timesteps) / self.rollout_size)
-        )
-        bar = tqdm(
-            total=n_rollouts * self.rollout_size,
-            desc="PPO",
-            unit="step",
-            disable=not progress_bar,
-            leave=False,
-        )
-        try:
-            while self.num_timesteps < self._target_timesteps:
-                started = time.perf_counter()
-                rollout = self.collect_rollout()
-                stats = self.update(rollout)
-                self._train_seconds += time.perf_counter() - started
-                bar.update(self.rollout_size)
-                self._log(stats)
-        finally:
-            bar.close()
+        while self.num_timesteps < self._target_timesteps:
+            started = time.perf_counter()
+            rollout = self.collect_rollout()
+            stats = self.update(rollout)
+            self._train_seconds += time.perf_counter() - started
+            if self.progress is not None:
+                self.progress.update(self.rollout_size)
+            self._log(stats)
 
     def collect_rollout(self) -> Rollout:
         """Step every env ``n_steps`` times with the current policy."""
