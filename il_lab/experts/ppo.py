@@ -20,13 +20,13 @@ from typing import Annotated, ClassVar
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from il_lab.config.schema import AtLeast, Null, Size
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import eval_seeds, evaluate
 from il_lab.rl import PPOHyperparameters, PPOPolicy, PPOTrainer
 from il_lab.rl.policy import FILE_FORMAT_VERSION
+from il_lab.rl.progress import budget_bar
 from il_lab.runtime.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,7 @@ class PPOExpert(PPOHyperparameters):
         if state is not None:
             best = state.pop("best", None)
             trainer.load_state_dict(state)
-        trainer.progress = tqdm(
-            total=self.total_env_steps, initial=trainer.num_timesteps, desc="PPO", unit="step"
-        )
+        trainer.progress = budget_bar(trainer, self.total_env_steps, "PPO")
         try:
             # Chunks add up to total_env_steps exactly: the same rollouts as one learn() call.
             while trainer.target_env_steps < self.total_env_steps:

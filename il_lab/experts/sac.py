@@ -13,10 +13,10 @@ from typing import Annotated, ClassVar
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from il_lab.config.schema import AtLeast, Null
 from il_lab.envs import EnvSpec, check_box_actions
+from il_lab.rl.progress import budget_bar
 from il_lab.rl.sac import SACHyperparameters, SACTrainer
 from il_lab.rl.sac_networks import SACPolicy
 from il_lab.runtime.checkpoint import Checkpoint
@@ -65,9 +65,7 @@ class SACExpert(SACHyperparameters):
         state = checkpoint.resume() if checkpoint else None
         if state is not None:
             trainer.load_state_dict(state)
-        trainer.progress = tqdm(
-            total=self.total_env_steps, initial=trainer.num_timesteps, desc="SAC", unit="step"
-        )
+        trainer.progress = budget_bar(trainer, self.total_env_steps, "SAC")
         try:
             # Chunks add up to total_env_steps exactly: the same steps as one learn() call.
             while trainer.num_timesteps < self.total_env_steps:

@@ -64,12 +64,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from il_lab.config.schema import Activation, HiddenSizes, NonNegative, Positive, Size, check_fields
 from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.networks import MLPNet
+from il_lab.rl.progress import budget_bar
 
 log = logging.getLogger(__name__)
 
@@ -385,9 +385,7 @@ def learn_in_rounds(learner, logger, checkpoint, name: str) -> None:
     saved = checkpoint.resume() if checkpoint is not None else None
     if saved is not None:
         learner.load_state_dict(saved)
-    trainer.progress = tqdm(
-        total=learner.total_env_steps, initial=trainer.num_timesteps, desc=name, unit="step"
-    )
+    trainer.progress = budget_bar(trainer, learner.total_env_steps, name)
     try:
         learner.run_rounds(learner.total_env_steps - trainer.num_timesteps)
     finally:
