@@ -121,21 +121,28 @@ def test_discriminator_separates_expert_from_random_pairs():
 def test_gradient_penalty_keeps_far_logits_bounded():
     """Random CartPole pairs lie far outside the balancing expert's narrow states; unpenalized,
     a ReLU discriminator's logits there run far below zero (LunarLander's generator saw -35 to
-    -59 per step). The penalty holds them near the scale of the input distance."""
+    -59 per step). The penalty holds them near the scale of the input distance, and its
+    zero-centred form (target 0) holds them nearer still."""
     obs, acts = random_pairs(60)
     far_logits = {}
-    for penalty in (0.0, 10.0):
+    for penalty, target in ((0.0, 1.0), (10.0, 1.0), (10.0, 0.0)):
         disc_hp = DiscriminatorHyperparameters(
-            hidden_sizes=(64, 64), learning_rate=1e-3, batch_size=512, grad_penalty=penalty
+            hidden_sizes=(64, 64),
+            learning_rate=1e-3,
+            batch_size=512,
+            grad_penalty=penalty,
+            grad_penalty_target=target,
         )
         gail = make_gail(n_disc_updates=300, discriminator=disc_hp)
         gail._policy_obs, gail._policy_second = [obs], [acts]
         stats = gail.update_discriminator()
         assert stats["train/disc_acc_policy"] > 0.7  # it still separates them
         with torch.no_grad():
-            far_logits[penalty] = gail.discriminator(obs, acts).min().item()
+            far_logits[penalty, target] = gail.discriminator(obs, acts).min().item()
         gail.close()
-    assert far_logits[10.0] > -15 and far_logits[0.0] < 2 * far_logits[10.0], far_logits
+    unpenalized, wgan, zero_centred = far_logits.values()
+    assert wgan > -15 and unpenalized < 2 * wgan, far_logits
+    assert zero_centred > wgan, far_logits
 
     # On in every env preset but CartPole's, where it hurt (0.631 against 1.000 over 5 seeds).
     for env in ("lunarlander", "lunarlander_continuous", "pendulum", "hopper", "halfcheetah"):

@@ -100,7 +100,10 @@ class DiscriminatorHyperparameters:
 
     ``hidden_sizes`` and ``activation`` shape an ``MLPNet`` with a linear logit on top; each of
     GAIL's ``n_disc_updates`` steps is one Adam step on ``batch_size`` expert pairs against
-    ``batch_size`` policy pairs; ``grad_penalty`` is the gradient penalty's coefficient (0: off).
+    ``batch_size`` policy pairs; ``grad_penalty`` is the gradient penalty's coefficient (0: off)
+    and ``grad_penalty_target`` the gradient norm it pulls towards: 1 as in Gulrajani et al. and
+    Kostrikov et al., or 0, a zero-centred penalty that flattens the logit between the two sets
+    instead of letting it rise by up to one per unit of input distance.
     ``normalize_obs`` standardizes observations by the demonstrations' mean and standard
     deviation; without it they enter raw, as in Kostrikov et al.'s code.
     """
@@ -110,6 +113,7 @@ class DiscriminatorHyperparameters:
     learning_rate: Annotated[float, Positive]
     batch_size: Size
     grad_penalty: Annotated[float, NonNegative] = 0.0
+    grad_penalty_target: Annotated[float, NonNegative] = 1.0
     normalize_obs: bool = True
 
     def obs_statistics(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -282,9 +286,13 @@ def draw(
 
 
 def gradient_penalty(
-    disc: Discriminator, x_e: torch.Tensor, x_p: torch.Tensor, generator: torch.Generator
+    disc: Discriminator,
+    x_e: torch.Tensor,
+    x_p: torch.Tensor,
+    generator: torch.Generator,
+    target: float = 1.0,
 ) -> torch.Tensor:
-    """``(|grad logit| - 1)^2`` on random interpolations of expert and policy inputs.
+    """``(|grad logit| - target)^2`` on random interpolations of expert and policy inputs.
 
     With absorbing states only pairs of two real transitions are interpolated, and only
     the observation and action inputs count: the flag is an indicator, not a direction to
@@ -301,7 +309,7 @@ def gradient_penalty(
     (grad,) = torch.autograd.grad(disc.logits(x).sum(), x, create_graph=True)
     if disc.absorbing:
         grad = grad[:, :-1]
-    return ((grad.norm(dim=1) - 1) ** 2).mean()
+    return ((grad.norm(dim=1) - target) ** 2).mean()
 
 
 def train_discriminator(
@@ -348,7 +356,9 @@ def train_discriminator(
         logits = disc.logits(torch.cat([x_e, x_p]))  # (2n,)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         if hp.grad_penalty > 0:
-            loss = loss + hp.grad_penalty * gradient_penalty(disc, x_e, x_p, generator)
+            loss = loss + hp.grad_penalty * gradient_penalty(
+                disc, x_e, x_p, generator, hp.grad_penalty_target
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
