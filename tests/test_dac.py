@@ -15,7 +15,7 @@ from il_lab.envs import EnvSpec
 from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
 from il_lab.interfaces import LearnerInputs
-from il_lab.learners.dac import DAC
+from il_lab.learners.dac import DAC, REWARD_STD_FLOOR
 from il_lab.learners.discriminator import DiscriminatorHyperparameters, reward_from_logits
 from il_lab.rl.sac import SAC_TAGS, SACHyperparameters
 from il_lab.rollout import rollout
@@ -98,6 +98,21 @@ def test_a_terminal_transition_earns_the_absorbing_states_discounted_tail():
     torch.testing.assert_close(rewards, plain + terminated.float() * tail)
     dac.absorbing = False
     torch.testing.assert_close(dac.trainer.reward_fn(obs, acts, obs, terminated), plain)
+    dac.close()
+
+
+def test_normalize_reward_divides_by_the_reward_std_over_the_policy_pairs():
+    dac = make_dac(total_env_steps=400, normalize_reward=True)
+    dac.learn(None)  # its last act is a discriminator update
+    obs, acts, _ = dac.policy_pairs()
+    std = dac.reward(obs, acts).std().item()
+    assert dac._reward_std == pytest.approx(std) and std not in (1.0, REWARD_STD_FLOOR)
+    assert dac.state_dict()["reward_std"] == dac._reward_std  # resumes with it
+    terminated = torch.tensor([False, True, False, True])
+    scaled = dac.trainer.reward_fn(obs[:4], acts[:4], obs[:4], terminated)
+    dac.normalize_reward = False
+    plain = dac.trainer.reward_fn(obs[:4], acts[:4], obs[:4], terminated)
+    torch.testing.assert_close(scaled, plain / std)  # the absorbing tail too, sign kept
     dac.close()
 
 
@@ -236,7 +251,8 @@ def test_every_env_preset_composes_with_dac(env):
 
 def test_dacs_tags_are_sacs_and_the_discriminators():
     discriminator_tags = LEARNER_TAGS["gail"] - EXPERT_TAGS  # with the warm start's bc_loss
-    assert LEARNER_TAGS["dac"] == set(SAC_TAGS) | discriminator_tags
+    normalize_reward_tags = {"train/disc_reward_std"}
+    assert LEARNER_TAGS["dac"] == set(SAC_TAGS) | discriminator_tags | normalize_reward_tags
 
 
 @pytest.mark.slow

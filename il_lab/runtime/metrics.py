@@ -93,6 +93,7 @@ LEARNER_TAGS = {
             "train/disc_acc_policy",
             "train/disc_reward_mean",
             "train/disc_absorbing_reward",
+            "train/disc_reward_std",  # with normalize_reward: the reward's divisor
             "train/bc_loss",
         }
     ),
