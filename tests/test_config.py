@@ -220,3 +220,17 @@ def test_run_folder_names_are_flat():
 
     assert _suffix("") == ""
     assert _suffix("learner/bc=mlp,seed=1") == "_learner.bc=mlp,seed=1"
+
+
+def test_a_long_sweep_names_its_folders_within_the_filesystems_limit(tmp_path):
+    """Many overrides once made a folder name past 255 bytes, and the sweep died at its first
+    job: long names are cut and end in a hash of the whole, so two such runs still differ."""
+    from il_lab.config.resolvers import MAX_SUFFIX_BYTES, _suffix
+
+    overrides = ",".join(f"learner.discriminator.key_{i}=value_{i}" for i in range(12))
+    names = {_suffix(overrides + f",seed={seed}") for seed in range(3)}
+    assert len(names) == 3
+    for name in names:
+        assert len(name.encode()) == MAX_SUFFIX_BYTES
+        assert name.startswith("_learner.discriminator.key_0=value_0,")
+        (tmp_path / f"12_{name}").mkdir()  # the filesystem takes it

@@ -1,15 +1,30 @@
 """OmegaConf resolvers the configs use; imported by the pipeline so they exist before Hydra
 names a run folder."""
 
+import hashlib
+
 from omegaconf import OmegaConf
+
+# A folder name's limit is 255 bytes on common filesystems; the suffix follows a job number or a
+# time (at most 9 bytes), so it keeps well under.
+MAX_SUFFIX_BYTES = 230
 
 
 def _suffix(text: str) -> str:
     """``_<text>`` or nothing, so a run without overrides gets no dangling separator.
 
-    A ``/`` (as in ``learner/bc=mlp``) would nest folders; it becomes ``.``.
+    A ``/`` (as in ``learner/bc=mlp``) would nest folders; it becomes ``.``. A sweep with many
+    overrides would exceed the filesystem's name limit and fail at the first job, so a long text
+    is cut and ends in a hash of the whole (the overrides themselves stay in ``.hydra/``).
     """
-    return f"_{text.replace('/', '.')}" if text else ""
+    if not text:
+        return ""
+    name = f"_{text.replace('/', '.')}"
+    if len(name.encode()) <= MAX_SUFFIX_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    head = name.encode()[: MAX_SUFFIX_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{head}~{digest}"
 
 
 def _or(value, default):
