@@ -11,7 +11,6 @@ from conftest import ROOT, compose_config
 from il_lab import pipeline
 
 INPUTS = ROOT / "experiments" / "inputs"
-RUNS = ROOT / "experiments" / "results" / "runs" / "data_efficiency_Hopper-v5.jsonl"
 COMPARED = (
     "expert/eval/return_mean", "random/eval/return_mean", "learner/eval/returns",
     "learner/eval/normalized_score", "demos/n_transitions", "learner/gradient_steps",
@@ -28,16 +27,27 @@ def test_the_published_files_are_the_ones_hashed():
 
 
 @pytest.mark.slow
-def test_mlp_bc_from_the_published_inputs_gives_the_committed_numbers(tmp_path):
+@pytest.mark.parametrize(
+    "env, env_id, expert",
+    [
+        ("hopper", "Hopper-v5", "expert_ppo_seed1.pt"),
+        ("halfcheetah", "HalfCheetah-v5", "expert_sac_seed0.pt"),
+    ],
+)
+def test_mlp_bc_from_the_published_inputs_gives_the_committed_numbers(
+    env, env_id, expert, tmp_path
+):
+    runs = ROOT / "experiments" / "results" / "runs" / f"data_efficiency_{env_id}.jsonl"
     (committed,) = [
-        run["metrics"] for run in map(json.loads, RUNS.read_text().splitlines())
+        run["metrics"] for run in map(json.loads, runs.read_text().splitlines())
         if run["overrides"].get("learner") == "mlp_bc" and run["overrides"].get("seed") == "0"
     ]  # fmt: skip
+    expert_kind = "sac" if expert.startswith("expert_sac") else "ppo"
     cfg = compose_config(
         [
-            "+experiment=data_efficiency", "env=hopper", "learner=mlp_bc", "seed=0",
-            f"expert.path={INPUTS / 'hopper' / 'expert_ppo_seed1.pt'}",
-            f"demos.path={INPUTS / 'hopper' / 'demos_seed0_4episodes.npz'}",
+            "+experiment=data_efficiency", f"env={env}", "learner=mlp_bc", "seed=0",
+            f"expert={expert_kind}", f"expert.path={INPUTS / env / expert}",
+            f"demos.path={INPUTS / env / 'demos_seed0_4episodes.npz'}",
         ],
         tmp_path / "run", tmp_path / "cache",
     )  # fmt: skip
