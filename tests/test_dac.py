@@ -271,7 +271,8 @@ def test_dac_smoke_run_through_the_pipeline(tmp_path):
     assert (tmp_path / "run" / "learner.pt").is_file()
     tags = scalar_tags(tmp_path / "run" / "tb" / "learner")
     assert EVAL_TAGS - {SCORE_TAG} <= tags
-    assert tags - EVAL_TAGS == LEARNER_TAGS["dac"] - {"train/bc_loss"}  # no warm start
+    # no warm start, and the reward not normalized
+    assert tags - EVAL_TAGS == LEARNER_TAGS["dac"] - {"train/bc_loss", "train/disc_reward_std"}
 
 
 def test_the_bc_warm_start_fits_the_actor_to_the_demonstrations_actions():
