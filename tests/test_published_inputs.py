@@ -28,25 +28,24 @@ def test_the_published_files_are_the_ones_hashed():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "env, env_id, expert",
+    "env, env_id, expert, expert_file",
     [
-        ("hopper", "Hopper-v5", "expert_ppo_seed1.pt"),
-        ("halfcheetah", "HalfCheetah-v5", "expert_sac_seed0.pt"),
+        ("hopper", "Hopper-v5", "ppo", "expert_ppo_seed1.pt"),
+        ("halfcheetah", "HalfCheetah-v5", "sac", "expert_sac_seed0.pt"),
     ],
 )
 def test_mlp_bc_from_the_published_inputs_gives_the_committed_numbers(
-    env, env_id, expert, tmp_path
+    env, env_id, expert, expert_file, tmp_path
 ):
     runs = ROOT / "experiments" / "results" / "runs" / f"data_efficiency_{env_id}.jsonl"
     (committed,) = [
         run["metrics"] for run in map(json.loads, runs.read_text().splitlines())
         if run["overrides"].get("learner") == "mlp_bc" and run["overrides"].get("seed") == "0"
     ]  # fmt: skip
-    expert_kind = "sac" if expert.startswith("expert_sac") else "ppo"
     cfg = compose_config(
         [
             "+experiment=data_efficiency", f"env={env}", "learner=mlp_bc", "seed=0",
-            f"expert={expert_kind}", f"expert.path={INPUTS / env / expert}",
+            f"expert={expert}", f"expert.path={INPUTS / env / expert_file}",
             f"demos.path={INPUTS / env / 'demos_seed0_4episodes.npz'}",
         ],
         tmp_path / "run", tmp_path / "cache",

@@ -30,10 +30,11 @@ absorbing: SAC bootstraps from the final observation, as everywhere else.
 With ``normalize_reward`` the generator's reward (the absorbing tail included) is divided by
 the standard deviation of the current discriminator's reward over its policy pairs, recomputed
 after each discriminator update and fixed until the next. A discriminator held flat by its
-gradient penalty ranks the policy's pairs usefully but within a few hundredths (Hopper: logits
-of 0.02 to 0.22 across the policy's forward speeds), far below the scale SAC's entropy bonus and
-critic work at; PPO's advantage normalization gives GAIL that scale for free, SAC needs it said.
-The sign is kept, so with ``reward: gail`` (positive, 0 at the absorbing state) the tail stays 0.
+gradient penalty can rank the policy's pairs usefully but within a few hundredths (Hopper's
+probe: experiments/results/dac.md), far below the scale SAC's entropy bonus and critic work
+at; PPO's advantage normalization gives GAIL that scale, SAC has no such step. The sign is kept,
+so with ``reward: gail`` (positive, 0 at the absorbing state) the tail stays 0. Off by default:
+on Hopper it scaled the survival term with the rest and did not change what SAC learned.
 
 An optional BC warm start (``bc_warm_start_steps``) fits the actor's deterministic action to the
 demonstrations' actions before the first env step, as GAIL's does for its PPO actor; the critics
