@@ -294,6 +294,19 @@ def test_the_bc_warm_start_fits_the_actor_to_the_demonstrations_actions():
     cold.close(), warm.close()
 
 
+def test_the_bc_term_keeps_the_actor_near_the_demonstrations_actions():
+    demos = rollout(SwingUp(), PENDULUM, [0, 1])
+    obs = np.concatenate([t.obs[:-1] for t in demos])
+    acts = np.concatenate([t.acts for t in demos])
+    plain, with_bc = make_dac(demos=demos), make_dac(demos=demos, bc_weight=10.0)
+    for learner in (plain, with_bc):
+        learner.run_rounds(600)  # 500 SAC updates
+    errors = [np.mean((learner.policy.predict(obs)[0] - acts) ** 2) for learner in (plain, with_bc)]
+    assert errors[1] < 0.5 * errors[0]
+    assert "train/bc_loss" in with_bc.trainer._stats and "train/bc_loss" not in plain.trainer._stats
+    plain.close(), with_bc.close()
+
+
 def test_the_discriminator_sees_the_buffers_last_window_or_all_of_it():
     whole, windowed = make_dac(), make_dac(disc_policy_window=150)
     for learner in (whole, windowed):
@@ -305,12 +318,13 @@ def test_the_discriminator_sees_the_buffers_last_window_or_all_of_it():
     whole.close(), windowed.close()
 
 
-def test_dac_from_observation_refuses_a_warm_start_before_any_work():
+@pytest.mark.parametrize("reads_actions", ["bc_warm_start_steps=10", "bc_weight=0.4"])
+def test_dac_from_observation_refuses_bc_before_any_work(reads_actions):
     cfg = compose_config(
         ["env=pendulum", "learner=dac", "learner.pairs=state_next_state",
-         "learner.bc_warm_start_steps=10"]
+         f"learner.{reads_actions}"]
     )  # fmt: skip
-    with pytest.raises(ConfigError, match="learner.bc_warm_start_steps=10 is not allowed with"):
+    with pytest.raises(ConfigError, match=f"learner.{reads_actions} is not allowed with"):
         pipeline.check(cfg)
 
 

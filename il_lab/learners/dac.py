@@ -41,6 +41,13 @@ demonstrations' actions before the first env step, as GAIL's does for its PPO ac
 start untrained either way, so the warm start gives SAC's first updates a policy near the
 expert's states rather than a value estimate.
 
+A BC term in the actor's loss (``bc_weight``, off by default) keeps pulling towards the
+demonstrations for the whole run, as TD3+BC (Fujimoto & Gu 2021, arXiv:2106.06860) does offline:
+each SAC update adds ``bc_weight * mean|Q(s, pi(s))| * mean squared error`` of the actor's
+deterministic action on a minibatch of demonstration pairs, the ``mean|Q|`` (detached) keeping
+the two terms' ratio fixed as the critics' scale changes; ``bc_weight=0.4`` is their alpha of
+2.5. The error is logged as ``train/bc_loss`` with SAC's tags.
+
 Reads ``obs`` and ``acts`` of the demonstrations' kept transitions (``kept_states``,
 ``kept_actions``); with ``pairs=state_next_state`` (DAC from observation, as GAIfO is GAIL's) it
 reads ``obs`` alone. The rewards in the file are never read. Box actions only (SAC's). Its
@@ -97,6 +104,8 @@ class DAC:
             actions (squared error in SAC's ``[-1, 1]`` space) before any env step; it reads
             their actions, so DAC from observation cannot have one.
         bc_warm_start_learning_rate: its learning rate (None: SAC's).
+        bc_weight: the BC term's weight in the actor's loss (module docstring; 0: none). It
+            reads the demonstrations' actions too.
         disc_policy_window: the discriminator's policy pairs are the replay buffer's last this
             many transitions (None: the whole buffer, as Kostrikov et al.).
         normalize_reward: divide the reward by its standard deviation over the policy pairs at
@@ -126,6 +135,7 @@ class DAC:
         ] = None,
         disc_policy_window: Annotated[int | None, AtLeast(1), Null("the whole buffer")] = None,
         normalize_reward: bool = False,
+        bc_weight: Annotated[float, AtLeast(0)] = 0.0,
         inputs: LearnerInputs,
     ) -> None:
         env, demonstrations, rng = inputs.env, inputs.demonstrations, inputs.rng
@@ -144,6 +154,7 @@ class DAC:
         self.bc_warm_start_steps = bc_warm_start_steps
         self.disc_policy_window = disc_policy_window
         self.normalize_reward = normalize_reward
+        self.bc_weight = bc_weight
         self.bc_warm_start_learning_rate = bc_warm_start_learning_rate or sac.learning_rate
         # one absorbing sample per expert episode whose kept transitions end in a terminal state
         self.n_expert_terminals = sum(t.ends_in_kept_terminal for t in demonstrations)
@@ -161,7 +172,20 @@ class DAC:
         # the generator
         seed = int(rng.integers(2**31))
         self.trainer = SACTrainer(
-            sac, env=env, seed=seed, device=self.device, reward_fn=self._reward_fn
+            sac,
+            env=env,
+            seed=seed,
+            device=self.device,
+            reward_fn=self._reward_fn,
+            actor_regularizer=self._bc_term if bc_weight > 0 else None,
+        )
+        # (n, action_dim) the demonstrations' actions in SAC's [-1, 1] space (BC's targets),
+        # clipped so an action at a bound stays reachable by tanh; None from observation
+        policy = self.trainer.policy
+        self.expert_targets = (
+            None
+            if self.state_only
+            else ((self.expert_second - policy.action_bias) / policy.action_scale).clamp(-1, 1)
         )
 
         # the discriminator
@@ -251,22 +275,29 @@ class DAC:
             stats["train/disc_reward_std"] = self._reward_std
         return stats
 
-    # BC warm start ---------------------------------------------------------------------------
+    # BC: the warm start and the actor's BC term -------------------------------------------------
+
+    def _bc_error(self) -> torch.Tensor:
+        """The mean squared error of the actor's deterministic action ``tanh(mean(s))`` against
+        the demonstrations' actions, on a minibatch of SAC's size (or all pairs, if fewer)."""
+        n = len(self.expert_targets)
+        batch = min(self.trainer.hp.batch_size, n)
+        idx = torch.randint(n, (batch,), generator=self.generator, device=self.device)
+        actions = torch.tanh(self.policy(self.expert_obs[idx])[0])  # (batch, action_dim)
+        return ((actions - self.expert_targets[idx]) ** 2).mean()
+
+    def _bc_term(self, q_pi: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """SAC's ``actor_regularizer``: ``bc_weight * mean|Q| * BC error`` (module docstring)."""
+        error = self._bc_error()
+        return self.bc_weight * q_pi.abs().mean() * error, {"train/bc_loss": error.detach()}
 
     def _bc_warm_start(self) -> float:
-        """Fit the actor's deterministic action ``tanh(mean(s))`` to the demonstrations' actions
-        (scaled to ``[-1, 1]``) in minibatches of SAC's size; the last step's loss."""
-        policy = self.policy
-        # (n, action_dim) in [-1, 1]; clipped so an action at a bound stays reachable by tanh
-        targets = ((self.expert_second - policy.action_bias) / policy.action_scale).clamp(-1, 1)
-        optimizer = torch.optim.Adam(policy.parameters(), lr=self.bc_warm_start_learning_rate)
-        batch = min(self.trainer.hp.batch_size, len(targets))
+        """Fit the actor's deterministic action to the demonstrations' actions for
+        ``bc_warm_start_steps`` steps; the last step's loss."""
+        optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.bc_warm_start_learning_rate)
         loss = torch.zeros(())
         for _ in range(self.bc_warm_start_steps):
-            idx = torch.randint(
-                len(targets), (batch,), generator=self.generator, device=self.device
-            )
-            loss = ((torch.tanh(policy(self.expert_obs[idx])[0]) - targets[idx]) ** 2).mean()
+            loss = self._bc_error()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -377,13 +377,16 @@ def train_discriminator(
 
 
 def check_warm_start_reads_actions(values: dict, prefix: str) -> None:
-    """A BC warm start fits the demonstrations' actions, which imitation from observation
-    (``pairs=state_next_state``) never reads: refuse the two together."""
-    if values.get("pairs") == "state_next_state" and values.get("bc_warm_start_steps"):
-        raise ConfigError(
-            f"{prefix}bc_warm_start_steps={values['bc_warm_start_steps']} is not allowed with "
-            f"{prefix}pairs=state_next_state; allowed: 0 (it would read the actions)"
-        )
+    """A BC warm start or BC term fits the demonstrations' actions, which imitation from
+    observation (``pairs=state_next_state``) never reads: refuse the two together."""
+    if values.get("pairs") != "state_next_state":
+        return
+    for key in ("bc_warm_start_steps", "bc_weight"):  # bc_weight: DAC's only
+        if values.get(key):
+            raise ConfigError(
+                f"{prefix}{key}={values[key]} is not allowed with "
+                f"{prefix}pairs=state_next_state; allowed: 0 (it would read the actions)"
+            )
 
 
 def learn_in_rounds(learner, logger, checkpoint, name: str) -> None:

@@ -19,7 +19,8 @@ Episode ends as in ``il_lab.rl.trainer``: gymnasium 1.x vector envs reset on the
 the step that ends an episode returns the final observation, stored as its ``next_obs``, and the
 reset step after it is not stored: a truncation bootstraps from the final observation, a
 termination does not (``tests/test_sac.py``). ``reward_fn`` (adversarial imitation) rewards each
-sampled batch at update time, never stored. TensorBoard: ``SAC_TAGS``, x-axis env steps.
+sampled batch at update time, never stored; ``actor_regularizer`` adds a term to the actor's loss
+(DAC's BC term). TensorBoard: ``SAC_TAGS``, x-axis env steps.
 """
 
 import copy
@@ -28,6 +29,7 @@ import math
 import pickle
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -41,6 +43,10 @@ from il_lab.config import schema
 from il_lab.envs import EnvSpec
 from il_lab.rl.sac_networks import CriticEnsemble, SACPolicy
 from il_lab.rl.trainer import RewardFn, make_vector_env
+
+# q (batch,) = min_k Q_k(s, a ~ pi(s)), detached -> (a scalar added to the actor's loss, the tags
+# to log with the update's)
+ActorRegularizer = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +169,8 @@ class SACTrainer:
     Env steps count every ``step`` call of every env, reset steps included (one per episode).
     ``reward_fn(obs, acts, next_obs, terminated) -> (batch,)`` receives raw observations and
     actions in the env's bounds, and replaces the env reward in every sampled batch.
+    ``actor_regularizer(q)`` receives each update's ``min_k Q_k(s, pi(s))`` (detached) and returns
+    a term added to the actor's loss and the tags to log with it.
     """
 
     def __init__(
@@ -174,9 +182,11 @@ class SACTrainer:
         device: torch.device | str = "cpu",
         writer: SummaryWriter | None = None,
         reward_fn: RewardFn | None = None,
+        actor_regularizer: ActorRegularizer | None = None,
     ) -> None:
         self.hp = hp = hyperparameters
         self.device, self.writer, self.reward_fn = torch.device(device), writer, reward_fn
+        self.actor_regularizer = actor_regularizer
         self.progress: tqdm | None = None  # a bar its caller owns, advanced by every env step
         self.venv = make_vector_env(env, hp.n_envs)
         self.policy = SACPolicy(
@@ -277,8 +287,13 @@ class SACTrainer:
 
         # update the actor: its loss, reparameterized actions scored by the critics
         acts_pi, log_prob = self.policy.sample(obs, self.generator)  # (batch, action_dim), (batch,)
-        actor_loss = (ent_coef * log_prob - self.critic(obs, acts_pi).min(0).values).mean()
+        q_pi = self.critic(obs, acts_pi).min(0).values  # (batch,)
+        actor_loss = (ent_coef * log_prob - q_pi).mean()
         stats = {"train/actor_loss": actor_loss, "train/critic_loss": critic_loss}
+        if self.actor_regularizer is not None:
+            extra, extra_stats = self.actor_regularizer(q_pi.detach())
+            actor_loss = actor_loss + extra
+            stats |= extra_stats
         loss, stats["train/ent_coef"] = critic_loss, ent_coef
 
         # update the temperature: its loss raises alpha while the entropy is below its target

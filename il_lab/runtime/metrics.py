@@ -78,7 +78,7 @@ LEARNER_TAGS = {
     },
     # DAC: SAC's own tags (il_lab.rl.sac.SAC_TAGS; train/ent_coef_loss only with a learned
     # alpha) and GAIL's discriminator tags, every tag against env steps; train/bc_loss once at
-    # step 0 when bc_warm_start_steps > 0
+    # step 0 when bc_warm_start_steps > 0, and with SAC's tags when bc_weight > 0
     "dac": frozenset(
         {
             "rollout/ep_rew_mean",
