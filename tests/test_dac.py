@@ -16,7 +16,11 @@ from il_lab.errors import ConfigError
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.dac import DAC, REWARD_STD_FLOOR
-from il_lab.learners.discriminator import DiscriminatorHyperparameters, reward_from_logits
+from il_lab.learners.discriminator import (
+    DiscriminatorHyperparameters,
+    absorbing_reward,
+    reward_from_logits,
+)
 from il_lab.rl.sac import SAC_TAGS, SACHyperparameters
 from il_lab.rollout import rollout
 from il_lab.runtime.checkpoint import Checkpoint
@@ -188,6 +192,29 @@ class Interrupted(Exception):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("quantile", [0.0, 0.5])
+def test_the_absorbing_floor_raises_the_absorbing_reward_to_the_policy_pairs_quantile(quantile):
+    # expert episodes that never end, a random policy that falls again and again: the
+    # discriminator learns the absorbing state as the policy's, below all of the policy's pairs
+    demos = [hand_made_episode(30, terminated=False), hand_made_episode(31, terminated=False)]
+    kwargs = dict(
+        env=INVERTED_PENDULUM, demos=demos, total_env_steps=300, n_disc_updates=40,
+        sac={"learning_starts": 300},
+    )  # fmt: skip
+    plain, floored = make_dac(**kwargs), make_dac(**kwargs, absorbing_floor_quantile=quantile)
+    for dac in (plain, floored):
+        dac.trainer.learn(300)
+        dac.update_discriminator()
+    raw = plain.absorbing_reward()
+    assert raw == pytest.approx(absorbing_reward(floored.discriminator, "airl"))  # same D
+    obs, acts, _ = floored.policy_pairs()
+    floor = floored.reward(obs, acts).quantile(quantile).item()
+    assert raw < floor
+    assert floored.absorbing_reward() == pytest.approx(floor)
+    assert floored.state_dict()["absorbing_floor"] == pytest.approx(floor)  # resumes with it
+    plain.close(), floored.close()
+
+
 def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(tmp_path, monkeypatch):
     reference = make_dac(total_env_steps=1000)
     reference.learn(None)
@@ -251,8 +278,8 @@ def test_every_env_preset_composes_with_dac(env):
 
 def test_dacs_tags_are_sacs_and_the_discriminators():
     discriminator_tags = LEARNER_TAGS["gail"] - EXPERT_TAGS  # with the warm start's bc_loss
-    normalize_reward_tags = {"train/disc_reward_std"}
-    assert LEARNER_TAGS["dac"] == set(SAC_TAGS) | discriminator_tags | normalize_reward_tags
+    optional_tags = {"train/disc_reward_std", "train/disc_absorbing_floor"}
+    assert LEARNER_TAGS["dac"] == set(SAC_TAGS) | discriminator_tags | optional_tags
 
 
 @pytest.mark.slow
@@ -271,8 +298,9 @@ def test_dac_smoke_run_through_the_pipeline(tmp_path):
     assert (tmp_path / "run" / "learner.pt").is_file()
     tags = scalar_tags(tmp_path / "run" / "tb" / "learner")
     assert EVAL_TAGS - {SCORE_TAG} <= tags
-    # no warm start, and the reward not normalized
-    assert tags - EVAL_TAGS == LEARNER_TAGS["dac"] - {"train/bc_loss", "train/disc_reward_std"}
+    # no warm start, no BC term, the reward not normalized, no absorbing floor
+    optional = {"train/bc_loss", "train/disc_reward_std", "train/disc_absorbing_floor"}
+    assert tags - EVAL_TAGS == LEARNER_TAGS["dac"] - optional
 
 
 def test_the_bc_warm_start_fits_the_actor_to_the_demonstrations_actions():

@@ -27,6 +27,13 @@ critic learn their value; the closed form needs no change to the buffer or the c
 absorbing state carries no entropy bonus: no policy acts there.) Time-limit truncations are never
 absorbing: SAC bootstraps from the final observation, as everywhere else.
 
+With ``absorbing_floor_quantile`` (off by default) the absorbing state's reward is raised to
+at least that quantile of the current reward over the policy pairs (0: their minimum), recomputed
+at each discriminator update: ending an episode then costs no more per step than the policy's
+own worst (or q-th worst) pairs. A learned absorbing reward far below every policy pair (Hopper:
+-8 to -10 per step for ever against -2 to -0.4 for the pairs) makes any risk of falling outweigh
+what moving like the expert earns, and SAC settles on standing still (experiments/results/dac.md).
+
 With ``normalize_reward`` the generator's reward (the absorbing tail included) is divided by
 the standard deviation of the current discriminator's reward over its policy pairs, recomputed
 after each discriminator update and fixed until the next. A discriminator held flat by its
@@ -56,12 +63,13 @@ x-axis is env steps (reset steps included, as SAC counts them) for every tag: SA
 """
 
 import logging
+import math
 from typing import Annotated
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.config.schema import AtLeast, Null, Positive, Size
+from il_lab.config.schema import AtLeast, Null, Positive, Size, Unit
 from il_lab.datasets.trajectories import kept_actions, kept_states
 from il_lab.envs import EnvSpec, check_box_actions
 from il_lab.errors import ConfigError
@@ -110,6 +118,8 @@ class DAC:
             many transitions (None: the whole buffer, as Kostrikov et al.).
         normalize_reward: divide the reward by its standard deviation over the policy pairs at
             the last discriminator update (module docstring).
+        absorbing_floor_quantile: raise the absorbing state's reward to at least this quantile
+            of the policy pairs' rewards at the last discriminator update (None: no floor).
         inputs: the runtime objects every learner receives; the expert is never queried.
     """
 
@@ -136,6 +146,7 @@ class DAC:
         disc_policy_window: Annotated[int | None, AtLeast(1), Null("the whole buffer")] = None,
         normalize_reward: bool = False,
         bc_weight: Annotated[float, AtLeast(0)] = 0.0,
+        absorbing_floor_quantile: Annotated[float | None, Unit, Null("no floor")] = None,
         inputs: LearnerInputs,
     ) -> None:
         env, demonstrations, rng = inputs.env, inputs.demonstrations, inputs.rng
@@ -155,6 +166,7 @@ class DAC:
         self.disc_policy_window = disc_policy_window
         self.normalize_reward = normalize_reward
         self.bc_weight = bc_weight
+        self.absorbing_floor_quantile = absorbing_floor_quantile
         self.bc_warm_start_learning_rate = bc_warm_start_learning_rate or sac.learning_rate
         # one absorbing sample per expert episode whose kept transitions end in a terminal state
         self.n_expert_terminals = sum(t.ends_in_kept_terminal for t in demonstrations)
@@ -196,6 +208,7 @@ class DAC:
         self._disc_steps = self._bc_steps = 0
         self._reward_sum, self._reward_count = 0.0, 0  # raw rewards given since the last update
         self._reward_std = 1.0  # the divisor with normalize_reward, set at each D update
+        self._absorbing_floor = -math.inf  # with absorbing_floor_quantile, set at each D update
         self._checkpoint: Checkpoint | None = None
 
     @staticmethod
@@ -211,8 +224,9 @@ class DAC:
         return reward_from_logits(self.discriminator(obs, second), self.reward_form)
 
     def absorbing_reward(self) -> float:
-        """The configured reward form of the absorbing state, per step spent in it."""
-        return absorbing_reward(self.discriminator, self.reward_form)
+        """The configured reward form of the absorbing state, per step spent in it, raised to
+        the floor if there is one."""
+        return max(absorbing_reward(self.discriminator, self.reward_form), self._absorbing_floor)
 
     def _reward_fn(
         self,
@@ -266,13 +280,18 @@ class DAC:
             generator=self.generator,
         )
         self._disc_steps += self.n_disc_updates
+        if not self.normalize_reward and self.absorbing_floor_quantile is None:
+            return stats
+        with torch.no_grad():
+            rewards = reward_from_logits(disc.logits(policy_in), self.reward_form)  # (n,)
         if self.normalize_reward:
-            with torch.no_grad():
-                rewards = reward_from_logits(disc.logits(policy_in), self.reward_form)
             # the floor keeps a discriminator that has not yet told the sets apart (all rewards
             # equal) from multiplying its noise a thousandfold
             self._reward_std = max(rewards.std().item(), REWARD_STD_FLOOR)
             stats["train/disc_reward_std"] = self._reward_std
+        if self.absorbing_floor_quantile is not None:
+            self._absorbing_floor = rewards.quantile(self.absorbing_floor_quantile).item()
+            stats["train/disc_absorbing_floor"] = self._absorbing_floor
         return stats
 
     # BC: the warm start and the actor's BC term -------------------------------------------------
@@ -354,6 +373,7 @@ class DAC:
             "disc_steps": self._disc_steps,
             "bc_steps": self._bc_steps,
             "reward_std": self._reward_std,
+            "absorbing_floor": self._absorbing_floor,
             "rng": self.rng.bit_generator.state,
         }
 
@@ -364,6 +384,7 @@ class DAC:
         self.generator.set_state(state["generator"])
         self._disc_steps, self._bc_steps = state["disc_steps"], state["bc_steps"]
         self._reward_std = state["reward_std"]
+        self._absorbing_floor = state["absorbing_floor"]
         self.rng.bit_generator.state = state["rng"]
 
     def close(self) -> None:

@@ -94,6 +94,7 @@ LEARNER_TAGS = {
             "train/disc_reward_mean",
             "train/disc_absorbing_reward",
             "train/disc_reward_std",  # with normalize_reward: the reward's divisor
+            "train/disc_absorbing_floor",  # with absorbing_floor_quantile
             "train/bc_loss",
         }
     ),
