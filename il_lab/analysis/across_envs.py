@@ -7,7 +7,6 @@ imitation library's published scores (:mod:`il_lab.analysis.published`) in a tab
 """
 
 import logging
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from il_lab.analysis.comparison import interval_plot, iqm_with_ci
-from il_lab.analysis.jobs import SCORE_KEY, SEED_KEY, Job, read_jobs
+from il_lab.analysis.jobs import SCORE_KEY, Job, read_jobs, scored_runs_by_seed
 from il_lab.analysis.published import PUBLISHED_SOURCE, published_table
 from il_lab.analysis.tables import markdown_table
 
@@ -50,24 +49,11 @@ def score_matrix(jobs: list[Job]) -> tuple[np.ndarray, tuple[str, ...], list[Job
     stratified bootstrap needs as many runs in every env, the seeds above the smallest count
     ``n`` of any env (each env keeps its lowest ``n`` seeds).
     """
-    by_env: dict[str, dict[int, Job]] = defaultdict(dict)
-    for job in jobs:
-        score = job.metrics[SCORE_KEY]
-        if score is None or not math.isfinite(score):  # metrics.json writes NaN as null
-            log.warning("normalized score %s, left out: %s", score, job.folder)
-            continue
-        seeds = by_env[job.metrics["env"]]
-        seed = int(job.metrics[SEED_KEY])
-        if seed in seeds:
-            log.warning(
-                "%s on %s, seed %d, twice: %s is kept, %s left out",
-                job.metrics["learner"],
-                job.metrics["env"],
-                seed,
-                job.folder,
-                seeds[seed].folder,
-            )
-        seeds[seed] = job
+    by_env = scored_runs_by_seed(
+        jobs,
+        key=lambda job: job.metrics["env"],
+        describe=lambda job: f"{job.metrics['learner']} on {job.metrics['env']}",
+    )
     if not by_env:
         raise ValueError("no run with a finite normalized score")
     envs = tuple(sorted(by_env))

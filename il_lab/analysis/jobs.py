@@ -9,6 +9,8 @@ swept settings but the seed. The normalized score (:data:`SCORE_KEY`) is ``null`
 import json
 import logging
 import math
+from collections import defaultdict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +121,36 @@ def group_jobs(jobs: list[Job], exclude: tuple[str, ...] = (SEED_KEY,)) -> list[
         settings = tuple((k, job.overrides.get(k, "(default)")) for k in keys)
         groups.setdefault(settings, Group(settings)).jobs.append(job)
     return sorted(groups.values(), key=lambda g: [_sortable(v) for _, v in g.settings])
+
+
+def scored_runs_by_seed(
+    jobs: list[Job], key: Callable[[Job], Hashable], describe: Callable[[Job], str]
+) -> dict[Hashable, dict[int, Job]]:
+    """Jobs grouped by ``key(job)``, one per seed within a group, for scores to aggregate.
+
+    Left out, each with a warning naming its folder: a run without a finite normalized score
+    (``null`` in metrics.json: expert and random returns equal), and a second run of the same
+    group and seed (the one read last is kept: pass older sweeps first); ``describe(job)`` names
+    the group in that warning.
+    """
+    groups: dict[Hashable, dict[int, Job]] = defaultdict(dict)
+    for job in jobs:
+        score = job.metrics.get(SCORE_KEY)
+        if score is None or not math.isfinite(score):  # metrics.json writes NaN as null
+            log.warning("normalized score %s, left out: %s", score, job.folder)
+            continue
+        by_seed = groups[key(job)]
+        seed = int(job.metrics[SEED_KEY])
+        if seed in by_seed:
+            log.warning(
+                "%s, seed %d, twice: %s is kept, %s left out",
+                describe(job),
+                seed,
+                job.folder,
+                by_seed[seed].folder,
+            )
+        by_seed[seed] = job
+    return groups
 
 
 def _sortable(value: str) -> tuple[int, float | str]:

@@ -20,7 +20,6 @@ What a point is and is not:
 """
 
 import logging
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from il_lab.analysis.comparison import iqm_with_ci
-from il_lab.analysis.jobs import SCORE_KEY, SEED_KEY, Job
+from il_lab.analysis.jobs import SCORE_KEY, Job, scored_runs_by_seed
 from il_lab.analysis.tables import markdown_table
 
 log = logging.getLogger(__name__)
@@ -53,6 +52,17 @@ class ScalingPoint:
     ci_high: float
 
 
+def _point_key(job: Job) -> tuple[str, str, int, int]:
+    """(env, learner, subsample, episodes) of a run, as its ``metrics.json`` records them."""
+    m = job.metrics
+    return m["env"], m["learner"], int(m[SUBSAMPLE_KEY]), int(m[EPISODES_KEY])
+
+
+def _describe_point(job: Job) -> str:
+    env_id, learner, subsample, episodes = _point_key(job)
+    return f"{learner} on {env_id}, subsample {subsample}, {episodes} episodes"
+
+
 def scaling_points(jobs: list[Job], reps: int = 2000, seed: int = 0) -> list[ScalingPoint]:
     """One point per (env, learner, subsample, episodes), sorted by them, numbers as numbers (2
     episodes before 10); ``reps`` and ``seed`` are the bootstrap's resamples and NumPy seed.
@@ -61,29 +71,7 @@ def scaling_points(jobs: list[Job], reps: int = 2000, seed: int = 0) -> list[Sca
     (``null`` in metrics.json: expert and random returns equal), and a second run of the same
     group and seed (the one read last is kept: pass older sweeps first).
     """
-    groups: dict[tuple[str, str, int, int], dict[int, Job]] = defaultdict(dict)
-    for job in jobs:
-        metrics = job.metrics
-        score = metrics.get(SCORE_KEY)
-        if score is None or not math.isfinite(score):
-            log.warning("normalized score %s, left out: %s", score, job.folder)
-            continue
-        env_id, learner = metrics["env"], metrics["learner"]
-        subsample, episodes = int(metrics[SUBSAMPLE_KEY]), int(metrics[EPISODES_KEY])
-        by_seed = groups[env_id, learner, subsample, episodes]
-        run_seed = int(metrics[SEED_KEY])
-        if run_seed in by_seed:
-            log.warning(
-                "%s on %s, subsample %d, %d episodes, seed %d, twice: %s is kept, %s left out",
-                learner,
-                env_id,
-                subsample,
-                episodes,
-                run_seed,
-                job.folder,
-                by_seed[run_seed].folder,
-            )
-        by_seed[run_seed] = job
+    groups = scored_runs_by_seed(jobs, key=_point_key, describe=_describe_point)
     points = []
     for (env_id, learner, subsample, episodes), by_seed in sorted(groups.items()):
         group = list(by_seed.values())
