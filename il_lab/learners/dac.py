@@ -81,7 +81,7 @@ from il_lab.learners.discriminator import (
     absorbing_reward,
     add_absorbing_tail,
     build_discriminator,
-    check_warm_start_reads_actions,
+    check_bc_reads_actions,
     end_round,
     learn_in_rounds,
     reward_from_logits,
@@ -214,7 +214,7 @@ class DAC:
     @staticmethod
     def check_config(values: dict, prefix: str) -> None:
         """A BC warm start reads the demonstrations' actions (the gate calls this)."""
-        check_warm_start_reads_actions(values, prefix)
+        check_bc_reads_actions(values, prefix)
 
     # the generator's reward -------------------------------------------------------------------
 

@@ -376,7 +376,7 @@ def train_discriminator(
 # the loop GAIL and DAC share: the generator (PPO or SAC) runs rounds, the discriminator follows
 
 
-def check_warm_start_reads_actions(values: dict, prefix: str) -> None:
+def check_bc_reads_actions(values: dict, prefix: str) -> None:
     """A BC warm start or BC term fits the demonstrations' actions, which imitation from
     observation (``pairs=state_next_state``) never reads: refuse the two together."""
     if values.get("pairs") != "state_next_state":

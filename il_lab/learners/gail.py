@@ -48,7 +48,7 @@ from il_lab.learners.discriminator import (
     absorbing_reward,
     add_absorbing_tail,
     build_discriminator,
-    check_warm_start_reads_actions,
+    check_bc_reads_actions,
     end_round,
     learn_in_rounds,
     reward_from_logits,
@@ -185,7 +185,7 @@ class GAIL:
     def check_config(values: dict, prefix: str) -> None:
         """A BC warm start fits the demonstrations' actions, which state-only imitation never
         reads."""
-        check_warm_start_reads_actions(values, prefix)
+        check_bc_reads_actions(values, prefix)
 
     def absorbing_reward(self) -> float:
         """The configured reward form of the absorbing state, per step spent in it."""
