@@ -273,7 +273,8 @@ def test_a_sweep_over_seeds_imitates_one_expert(tmp_path):
 @pytest.mark.parametrize("env", sorted(set(PRESETS) - {"cartpole"}))
 def test_online_learners_are_specialized_per_env(env):
     """DAgger, BCO and GAIL get the env's budgets, and GAIL's generator our PPO's values for the
-    env: the very file the ppo expert's tuned settings include."""
+    env: the very file the ppo expert's tuned settings include (on Walker2d, whose expert takes
+    rl-zoo's one-env values, the CleanRL values Hopper's expert and generator share)."""
     dagger = compose_config([f"env={env}", "learner=dagger"]).learner
     assert dagger.total_env_steps == 20_000 and dagger.round_env_steps == 2000
     assert compose_config([f"env={env}", "learner=bco"]).learner.total_env_steps == 200_000
@@ -282,6 +283,9 @@ def test_online_learners_are_specialized_per_env(env):
     generator = instantiate(gail.ppo, _convert_="all")  # every key is one PPO takes
     expert = compose_config([f"env={env}", "expert=ppo"]).expert
     shared = compose_group_option("ppo_settings", env)
+    generator_settings = compose_group_option(
+        "ppo_settings", "cleanrl_mujoco" if env == "walker2d" else env
+    )
     # LunarLander's generator discounts at 0.99 (absorbing-state weight); HalfCheetah's keeps the
     # expert's policy but a cheaper update schedule (conf/tuned_learner/halfcheetah_gail.yaml)
     departures = {"gamma"} | (
@@ -291,6 +295,7 @@ def test_online_learners_are_specialized_per_env(env):
     )
     for key, value in shared.items():
         assert expert[key] == value, key
+    for key, value in generator_settings.items():
         if key not in departures:
             assert getattr(generator, key) == (tuple(value) if key == "net_arch" else value), key
     # the gradient penalty, and a BC warm start where it measurably helped (not on Pendulum)
