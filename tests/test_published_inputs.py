@@ -32,6 +32,7 @@ def test_the_published_files_are_the_ones_hashed():
     [
         ("hopper", "Hopper-v5", "ppo", "expert_ppo_seed1.pt"),
         ("halfcheetah", "HalfCheetah-v5", "sac", "expert_sac_seed0.pt"),
+        ("walker2d", "Walker2d-v5", "ppo", "expert_ppo_seed0.pt"),
     ],
 )
 def test_mlp_bc_from_the_published_inputs_gives_the_committed_numbers(
