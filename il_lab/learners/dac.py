@@ -213,7 +213,7 @@ class DAC:
 
     @staticmethod
     def check_config(values: dict, prefix: str) -> None:
-        """A BC warm start reads the demonstrations' actions (the gate calls this)."""
+        """A BC warm start or BC term reads the demonstrations' actions (the gate calls this)."""
         check_bc_reads_actions(values, prefix)
 
     # the generator's reward -------------------------------------------------------------------
