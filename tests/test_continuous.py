@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from il_lab.datasets.trajectories import Trajectory
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import RandomPolicy, eval_seeds, evaluate
+from il_lab.interaction import Actor
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
 from il_lab.learners.bco import BCO
@@ -110,7 +111,7 @@ def test_dagger_labels_with_the_experts_continuous_action(random_return):
     assert ret > random_return + 700, (ret, random_return)
 
 
-def make_bco(demonstrations, total_env_steps: int = 12000) -> BCO:
+def make_bco(demonstrations, total_env_steps: int = 12000, **options) -> BCO:
     return BCO(
         bc=make_bc(),
         idm_network=MLP,
@@ -120,8 +121,9 @@ def make_bco(demonstrations, total_env_steps: int = 12000) -> BCO:
         idm_val_fraction=0.1,
         total_env_steps=total_env_steps,
         alpha=0.5,
-        n_iterations=2,
+        n_iterations=options.pop("n_iterations", 2),
         inputs=inputs(demonstrations),
+        **options,
     )
 
 
@@ -130,6 +132,47 @@ def test_bco_from_state_only_box_demonstrations(random_return):
     bco = make_bco(demos())
     ret = learned_return(bco)
     assert bco.env_steps == 12000 and bco.expert_queries == 0
+    assert ret > random_return + 500, (ret, random_return)
+
+
+def test_bco_exploration_noise_perturbs_the_policys_action_and_decays():
+    bco = make_bco(demos(1), n_iterations=3, exploration_noise=0.5, exploration_noise_final=0.1)
+    assert [bco.noise_at(i) for i in (1, 2, 3)] == pytest.approx([0.5, 0.3, 0.1])
+    actor = Actor(bco.policy, deterministic=False)
+    act = bco._rollout_actor(actor, 3, logger=None)
+    assert actor.deterministic  # the noise is added to the policy's deterministic action
+    obs = np.array([1.0, 0.0, 0.0], np.float32)
+    mean = bco.policy.predict(obs[None], deterministic=True)[0][0]
+    actions = np.array([act(obs, True) for _ in range(4000)])
+    assert actions.shape == (4000, 1) and actions.dtype == np.float32
+    assert np.all(np.abs(actions) <= 2.0)  # clipped to Pendulum's bounds
+    # noise 0.1 of the half range (2): a standard deviation of 0.2 around the mean action
+    assert abs(np.mean(actions) - mean[0]) < 0.02, (np.mean(actions), mean)
+    assert abs(np.std(actions) - 0.2) < 0.02, np.std(actions)
+
+
+def test_bco_idm_buffer_keeps_the_newest_transitions():
+    pairs = []
+    for size in (None, 300):
+        bco = make_bco(demos(1), total_env_steps=900, n_iterations=0, idm_buffer_size=size)
+        bco.idm_fit["gradient_steps"] = 5
+        bco.bc.hyperparameters["gradient_steps"] = 5
+        bco.learn(None)
+        pairs.append((bco.pairs, bco.pair_actions))
+    (everything, all_actions), (newest, newest_actions) = pairs
+    assert len(everything) == 900 and len(newest) == len(newest_actions) == 300
+    np.testing.assert_array_equal(newest, everything[-300:])
+    np.testing.assert_array_equal(newest_actions, all_actions[-300:])
+
+
+@pytest.mark.slow
+def test_bco_with_decaying_exploration_noise_learns_pendulum(random_return):
+    """The iterations' rollouts with noise instead of the policy's own spread."""
+    bco = make_bco(
+        demos(), total_env_steps=6000, exploration_noise=0.3, exploration_noise_final=0.1
+    )
+    ret = learned_return(bco)
+    assert bco.env_steps == 6000
     assert ret > random_return + 500, (ret, random_return)
 
 

@@ -10,7 +10,7 @@ from test_learning import CARTPOLE, BalancingExpert
 from il_lab.datasets.trajectories import Trajectory, cap_transitions
 from il_lab.envs import EnvSpec
 from il_lab.evaluation import eval_seeds, evaluate
-from il_lab.interaction import EnvStepper
+from il_lab.interaction import Actor, EnvStepper
 from il_lab.interfaces import LearnerInputs
 from il_lab.learners.bc import BC
 from il_lab.learners.bco import BCO, build_idm, idm_inputs
@@ -134,7 +134,7 @@ def test_dagger_learns_from_few_labels():
     assert dagger_return > evaluate(plain.policy, CARTPOLE, seeds).mean
 
 
-def make_bco(demonstrations, total_env_steps=3000) -> BCO:
+def make_bco(demonstrations, total_env_steps=3000, **options) -> BCO:
     torch.manual_seed(0)
     return BCO(
         bc=make_bc(),
@@ -149,7 +149,21 @@ def make_bco(demonstrations, total_env_steps=3000) -> BCO:
         inputs=LearnerInputs(
             env=CARTPOLE, demonstrations=demonstrations, rng=np.random.default_rng(0)
         ),
+        **options,
     )
+
+
+def test_bco_exploration_noise_on_discrete_actions_is_a_random_action_by_chance():
+    bco = make_bco(expert_demos(1), exploration_noise=0.6)
+    assert bco.noise_at(1) == bco.noise_at(2) == 0.6  # no final value: constant
+    actor = Actor(bco.policy, deterministic=False)
+    act = bco._rollout_actor(actor, 1, logger=None)
+    obs = np.array([0.0, 0.1, 0.02, -0.1], np.float32)
+    greedy = bco.policy.predict(obs[None], deterministic=True)[0][0]
+    actions = np.array([act(obs, True) for _ in range(4000)])
+    assert set(np.unique(actions)) <= {0, 1}
+    # a random action 60% of the time, which is the other action half of those times
+    assert abs(np.mean(actions != greedy) - 0.3) < 0.03, np.mean(actions != greedy)
 
 
 def test_bco_never_reads_demonstration_actions():

@@ -86,6 +86,16 @@ def interrupt_after_saves(monkeypatch, n_saves: int) -> list[tuple[str, dict]]:
             True,
         ),
         ("bco", ["learner/bc=transformer"], 2, True),  # iteration 1: likewise
+        (  # the noise's draws and the capped inverse-dynamics data come back too
+            "bco",
+            [
+                "learner.exploration_noise=0.5",
+                "learner.exploration_noise_final=0.1",
+                "learner.idm_buffer_size=500",
+            ],
+            3,
+            True,
+        ),
         ("gail", ["budget.learner_env_steps=4096"], 3, False),
     ],
 )

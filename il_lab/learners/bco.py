@@ -18,7 +18,14 @@ learner's own interaction, is broad, so no dimension's scale is degenerate). It 
 networks, heads and training loop: cross-entropy over Discrete actions, a Gaussian
 log-likelihood over Box actions (the mean, clipped to the bounds, is the inferred action).
 Exploration draws actions uniformly from the action space, so a Box space is covered to its
-bounds; later iterations roll out the BC policy stochastically.
+bounds; later iterations roll out the BC policy stochastically, or, with ``exploration_noise``,
+its deterministic action perturbed by noise that may decay over the iterations.
+
+The model is only as good as its data is close to the expert's transitions: fitted on uniform
+exploration of Hopper, it infers the expert's actions little better than a constant guess; fitted
+on the expert's own states under noisy actions, about ten times better
+(``experiments/results/bco.md``). So the iterations' rollouts are what make BCO work on gait
+envs, and ``idm_buffer_size`` lets the newest of them replace the early exploration.
 """
 
 import logging
@@ -32,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from il_lab.config.schema import AtLeast, Fraction, NonNegative, Positive, Size
+from il_lab.config.schema import AtLeast, Fraction, NonNegative, Null, Positive, Size
 from il_lab.datasets.trajectories import Trajectory, windows_and_actions
 from il_lab.envs import EnvSpec
 from il_lab.interaction import Actor, EnvStepper
@@ -88,8 +95,21 @@ class BCO:
         alpha: Annotated[float, NonNegative],
         n_iterations: Annotated[int, AtLeast(0)],
         warm_start: bool = False,
+        exploration_noise: Annotated[
+            float | None, NonNegative, Null("sample the policy's own action distribution")
+        ] = None,
+        exploration_noise_final: Annotated[
+            float | None, NonNegative, Null("exploration_noise in every iteration")
+        ] = None,
+        idm_buffer_size: Annotated[int | None, AtLeast(1), Null("every transition so far")] = None,
         inputs: LearnerInputs,
     ) -> None:
+        """``exploration_noise`` in the iterations' rollouts: for Box actions the standard
+        deviation of Gaussian noise, as a fraction of each dimension's half range, added to the
+        policy's deterministic action (then clipped to the bounds); for Discrete actions the
+        probability of a uniformly random action instead of the policy's most likely one. It
+        moves linearly to ``exploration_noise_final`` by the last iteration. ``idm_buffer_size``
+        keeps only the newest interaction transitions for the inverse-dynamics model."""
         self.idm_network = idm_network
         self.idm_fit = dict(
             learning_rate=idm_learning_rate,
@@ -103,6 +123,9 @@ class BCO:
         env, demonstrations = inputs.env, inputs.demonstrations
         self.env = env
         self.warm_start = warm_start
+        self.exploration_noise = exploration_noise
+        self.exploration_noise_final = exploration_noise_final
+        self.idm_buffer_size = idm_buffer_size
         self.rng = inputs.rng
         self.device = inputs.device
         # State-only demonstrations: the actions are not kept for training.
@@ -143,6 +166,43 @@ class BCO:
         self.pair_actions = (
             actions if self.pair_actions is None else np.concatenate([self.pair_actions, actions])
         )
+        if self.idm_buffer_size is not None:
+            self.pairs = self.pairs[-self.idm_buffer_size :]
+            self.pair_actions = self.pair_actions[-self.idm_buffer_size :]
+
+    def noise_at(self, iteration: int) -> float | None:
+        """The exploration noise of ``iteration`` (1 to ``n_iterations``)."""
+        start, final = self.exploration_noise, self.exploration_noise_final
+        if start is None or final is None or self.n_iterations <= 1:
+            return start
+        return start + (final - start) * (iteration - 1) / (self.n_iterations - 1)
+
+    def _rollout_actor(self, actor: Actor, iteration: int, logger: SummaryWriter | None):
+        """What acts in ``iteration``'s rollouts: the policy, sampled or with added noise."""
+        noise = self.noise_at(iteration)
+        actor.deterministic = noise is not None
+        if noise is None:
+            return actor
+        if logger is not None:
+            logger.add_scalar("rollout/exploration_noise", noise, self._env_steps)
+        space = self.env.action_space
+        if isinstance(space, gym.spaces.Discrete):
+
+            def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
+                action = actor(obs, episode_start)  # the history advances whoever acts
+                if self.rng.random() < noise:
+                    return np.asarray(self.rng.integers(space.n), dtype=action.dtype)
+                return action
+
+            return act
+        half_range = (space.high - space.low) / 2
+
+        def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
+            action = actor(obs, episode_start)
+            action = action + noise * half_range * self.rng.standard_normal(action.shape)
+            return np.clip(action, space.low, space.high).astype(space.dtype)
+
+        return act
 
     def _build_idm(self) -> StackedObsPolicy:
         return build_idm(self.idm_network, self.env, self.device)
@@ -224,7 +284,8 @@ class BCO:
                 done = self._restore(saved, stepper, policy_actor)
             for iteration in range(done + 1, self.n_iterations + 1):
                 policy_actor.policy = self.bc.policy  # retrained, or rebuilt (warm_start false)
-                steps = stepper.step(self.post_demo_env_steps, policy_actor)
+                act = self._rollout_actor(policy_actor, iteration, logger)
+                steps = stepper.step(self.post_demo_env_steps, act)
                 self._record(steps, logger)
                 self._fit_idm(logger)
                 self._train_bc(logger)
