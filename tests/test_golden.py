@@ -1,22 +1,45 @@
 """The same command gives the same metrics.json as when its golden file was written.
 
 A refactor that means to change no result (schema, stages, packages, config files) must leave
-every learner's numbers on CartPole and Pendulum exactly as they were. The golden files are this
-machine's numbers (floating point differs across CPUs); after a change that alters results on
-purpose, rewrite them with ``IL_LAB_WRITE_GOLDEN=1 pytest -m slow tests/test_golden.py`` and say
-why in the commit.
+every learner's numbers on CartPole and Pendulum exactly as they were. Torch's float arithmetic
+differs in the last bits from CPU to CPU, so the golden files are per CPU: ``golden/<cpu>/``
+where ``<cpu>`` names the processor and the instruction set torch dispatches to (``cpu_key``),
+else ``golden/`` itself (the machine the files were first written on, 2026-12-07). After a change
+that alters results on purpose, or on a CPU of a new kind, write them from a commit whose results
+are trusted with ``IL_LAB_WRITE_GOLDEN=1 pytest -m slow tests/test_golden.py`` and say why in
+the commit.
 """
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import run_pipeline
 
 from il_lab.runtime.metrics import METRICS_KEYS
 
-GOLDEN = Path(__file__).parent / "golden"
+
+def cpu_key() -> str:
+    """The processor's model name and torch's dispatch level, e.g. ``amd-epyc-avx512``."""
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        model = names[0] if names else model
+    key = f"{model}-{torch.backends.cpu.get_cpu_capability()}"
+    return re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
+
+
+GOLDEN_ROOT = Path(__file__).parent / "golden"
+WRITE = os.environ.get("IL_LAB_WRITE_GOLDEN") == "1"
+GOLDEN = (
+    GOLDEN_ROOT / cpu_key()
+    if WRITE or (GOLDEN_ROOT / cpu_key()).is_dir()
+    else GOLDEN_ROOT  # the first machine's files
+)
 ENVS = ("cartpole", "pendulum")
 LEARNERS = ("mlp_bc", "transformer_bc", "dagger", "bco", "gail")
 # Wall-clock differs run to run; the versions line is checked by the pipeline tests; whether the
@@ -43,7 +66,8 @@ def test_metrics_match_the_golden_file(tmp_path, cache_dir, env, learner):
     )
     ours = {key: metrics[key] for key in COMPARED}
     golden = GOLDEN / f"{env}_{learner}.json"
-    if os.environ.get("IL_LAB_WRITE_GOLDEN") == "1":
+    if WRITE:
+        golden.parent.mkdir(exist_ok=True)
         golden.write_text(json.dumps(ours, indent=1) + "\n")
     expected = json.loads(golden.read_text())
     # keys added since the file was written are not in it (and change nothing before them)
