@@ -23,7 +23,7 @@ its deterministic action perturbed by noise that may decay over the iterations.
 
 The model is only as good as its data is close to the expert's transitions: fitted on uniform
 exploration of Hopper, it infers the expert's actions little better than a constant guess; fitted
-on the expert's own states under noisy actions, about ten times better
+on the expert's own states under noisy actions, tens of times better
 (``experiments/results/bco.md``). So the iterations' rollouts are what make BCO work on gait
 envs, and ``idm_buffer_size`` lets the newest of them replace the early exploration.
 """
@@ -191,7 +191,7 @@ class BCO:
             def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
                 action = actor(obs, episode_start)  # the history advances whoever acts
                 if self.rng.random() < noise:
-                    return np.asarray(self.rng.integers(space.n), dtype=action.dtype)
+                    return np.asarray(space.start + self.rng.integers(space.n), dtype=action.dtype)
                 return action
 
             return act
