@@ -29,7 +29,7 @@ import torch
 from il_lab.analysis.tables import markdown_row, markdown_table
 from il_lab.envs import EnvSpec
 from il_lab.interaction import Actor, EnvStepper
-from il_lab.learners.bco import build_idm, idm_inputs
+from il_lab.learners.bco import build_idm, idm_inputs, perturbed
 from il_lab.learners.supervised import fit
 from il_lab.networks import MLPNet
 from il_lab.rl.policy import PPOPolicy
@@ -41,14 +41,10 @@ def gather(env: EnvSpec, expert: PPOPolicy, n_steps: int, sigma: float | None, s
     space = env.action_space
     space.seed(seed)
     actor = Actor(expert, deterministic=True)
-    half_range = (space.high - space.low) / 2
 
     def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
         action = actor(obs, episode_start)
-        if sigma is None:
-            return space.sample()
-        action = action + sigma * half_range * rng.standard_normal(action.shape)
-        return np.clip(action, space.low, space.high).astype(space.dtype)
+        return space.sample() if sigma is None else perturbed(action, sigma, space, rng)
 
     stepper = EnvStepper(env, rng)
     try:

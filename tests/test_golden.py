@@ -2,12 +2,13 @@
 
 A refactor that means to change no result (schema, stages, packages, config files) must leave
 every learner's numbers on CartPole and Pendulum exactly as they were. Torch's float arithmetic
-differs in the last bits from CPU to CPU, so the golden files are per CPU: ``golden/<cpu>/``
+differs in the last bits from CPU to CPU, so a golden file may be per CPU: ``golden/<cpu>/<file>``
 where ``<cpu>`` names the processor and the instruction set torch dispatches to (``cpu_key``),
-else ``golden/`` itself (the machine the files were first written on, 2026-12-07). After a change
-that alters results on purpose, or on a CPU of a new kind, write them from a commit whose results
-are trusted with ``IL_LAB_WRITE_GOLDEN=1 pytest -m slow tests/test_golden.py`` and say why in
-the commit.
+else ``golden/<file>`` (the machine the files were first written on, 2026-12-07). A CPU keeps
+only the files where its numbers differ: after writing, delete those equal to the first's. After
+a change that alters results on purpose, or on a CPU of a new kind, write them from a commit
+whose results are trusted with ``IL_LAB_WRITE_GOLDEN=1 pytest -m slow tests/test_golden.py`` and
+say why in the commit.
 """
 
 import json
@@ -33,13 +34,16 @@ def cpu_key() -> str:
     return re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
 
 
-GOLDEN_ROOT = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent / "golden"
 WRITE = os.environ.get("IL_LAB_WRITE_GOLDEN") == "1"
-GOLDEN = (
-    GOLDEN_ROOT / cpu_key()
-    if WRITE or (GOLDEN_ROOT / cpu_key()).is_dir()
-    else GOLDEN_ROOT  # the first machine's files
-)
+
+
+def golden_file(name: str) -> Path:
+    """This CPU's file where it has one (or is writing them), else the first machine's."""
+    own = GOLDEN / cpu_key() / name
+    return own if WRITE or own.exists() else GOLDEN / name
+
+
 ENVS = ("cartpole", "pendulum")
 LEARNERS = ("mlp_bc", "transformer_bc", "dagger", "bco", "gail")
 # Wall-clock differs run to run; the versions line is checked by the pipeline tests; whether the
@@ -65,7 +69,7 @@ def test_metrics_match_the_golden_file(tmp_path, cache_dir, env, learner):
         cache=str(cache_dir),  # an absolute path: one cache for the module's runs
     )
     ours = {key: metrics[key] for key in COMPARED}
-    golden = GOLDEN / f"{env}_{learner}.json"
+    golden = golden_file(f"{env}_{learner}.json")
     if WRITE:
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(json.dumps(ours, indent=1) + "\n")

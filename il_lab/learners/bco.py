@@ -66,6 +66,16 @@ def idm_inputs(obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
     return np.concatenate([obs, next_obs - obs], axis=1)[:, None, :]
 
 
+def perturbed(
+    action: np.ndarray, noise: float, space: gym.spaces.Box, rng: np.random.Generator
+) -> np.ndarray:
+    """``action`` plus Gaussian noise of ``noise`` times each dimension's half range, clipped to
+    the bounds: the exploration of BCO's rounds around a deterministic action."""
+    half_range = (space.high - space.low) / 2
+    action = action + noise * half_range * rng.standard_normal(np.shape(action))
+    return np.clip(action, space.low, space.high).astype(space.dtype)
+
+
 def build_idm(
     network: Callable[..., nn.Module], env: EnvSpec, device: torch.device | str = "cpu"
 ) -> StackedObsPolicy:
@@ -195,14 +205,9 @@ class BCO:
                 return action
 
             return act
-        half_range = (space.high - space.low) / 2
-
-        def act(obs: np.ndarray, episode_start: bool) -> np.ndarray:
-            action = actor(obs, episode_start)
-            action = action + noise * half_range * self.rng.standard_normal(action.shape)
-            return np.clip(action, space.low, space.high).astype(space.dtype)
-
-        return act
+        return lambda obs, episode_start: perturbed(
+            actor(obs, episode_start), noise, space, self.rng
+        )
 
     def _build_idm(self) -> StackedObsPolicy:
         return build_idm(self.idm_network, self.env, self.device)
